@@ -6,137 +6,29 @@ tokens carry loss) is defined in exactly one place.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grin_engine.errors import DataError
+# Records live in the torch-free `records` module (the API validates with them); re-exported here because
+# every training path imports them together with `encode`.
+from grin_engine.records import HarmfulRecord as HarmfulRecord
+from grin_engine.records import MCQRecord as MCQRecord
+from grin_engine.records import QARecord as QARecord
+from grin_engine.records import Record as Record
+from grin_engine.records import RecordKind as RecordKind
+from grin_engine.records import TextRecord as TextRecord
+from grin_engine.records import load_lines as load_lines
+from grin_engine.records import load_records as load_records
+from grin_engine.records import parse_row as parse_row
+from grin_engine.records import record_kind as record_kind
 
 IGNORE_INDEX = -100
 DEFAULT_TEMPLATE = "Question: {question}\nAnswer: {answer}"
 AUTO_TEMPLATE = "auto"
-
-
-class _Record(BaseModel):
-    # Upstream rows carry extra columns (ids, sources); ignoring them keeps public dumps loadable.
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class QARecord(_Record):
-    question: str = Field(min_length=1)
-    answer: str = Field(min_length=1)
-    paraphrased_answer: str | None = None
-    perturbed_answer: list[str] | None = None
-    paraphrased_question: str | None = None
-
-
-class TextRecord(_Record):
-    text: str = Field(min_length=1)
-
-
-class HarmfulRecord(_Record):
-    prompt: str = Field(min_length=1)
-    response: str = Field(min_length=1)
-
-
-class MCQRecord(_Record):
-    question: str = Field(min_length=1)
-    choices: list[str] = Field(min_length=4, max_length=4)
-    answer: int = Field(ge=0, le=3)
-
-
-Record = QARecord | TextRecord | HarmfulRecord | MCQRecord
-RecordKind = Literal["qa", "text", "harmful", "mcq", "wmdp", "pku"]
-
-_MODELS: dict[str, type[_Record]] = {
-    "qa": QARecord,
-    "text": TextRecord,
-    "harmful": HarmfulRecord,
-    "mcq": MCQRecord,
-    "wmdp": MCQRecord,  # WMDP rows are exactly {question, choices[4], answer}
-}
-
-
-def _pku_rows(row: dict[str, Any]) -> list[HarmfulRecord]:
-    """PKU-SafeRLHF pairs two responses per prompt; only the unsafe ones are things to forget."""
-    out = []
-    for i in (0, 1):
-        if row.get(f"is_response_{i}_safe") is False:
-            out.append(HarmfulRecord(prompt=row["prompt"], response=row[f"response_{i}"]))
-        elif f"is_response_{i}_safe" not in row:
-            raise KeyError(f"is_response_{i}_safe")
-    return out
-
-
-def parse_row(row: Any, kind: RecordKind) -> list[Record]:
-    """Turn one decoded JSON value into records (PKU rows give 0-2; every other kind exactly 1)."""
-    if kind == "text" and isinstance(row, str):
-        return [TextRecord(text=row)]
-    if not isinstance(row, dict):
-        raise TypeError(f"expected a JSON object, got {type(row).__name__}")
-    if kind == "pku":
-        return list(_pku_rows(row))
-    if kind not in _MODELS:
-        raise ValueError(f"unknown record kind {kind!r}")
-    return [_MODELS[kind].model_validate(row)]  # type: ignore[list-item]
-
-
-def load_records(path: str | Path, kind: RecordKind) -> list[Record]:
-    """Read a JSON Lines file of one record kind. Blank lines are skipped; anything else malformed
-    raises DataError naming the file and the 1-based line number."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such file")
-    records: list[Record] = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.extend(parse_row(json.loads(line), kind))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{p}:{lineno}: invalid JSON ({exc.msg})") from None
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                where = ".".join(str(x) for x in err["loc"]) or "record"
-                raise DataError(f"{p}:{lineno}: {where}: {err['msg']} (expected a {kind} record)") from None
-            except (KeyError, TypeError, ValueError) as exc:
-                raise DataError(f"{p}:{lineno}: {exc} (expected a {kind} record)") from None
-    return records
-
-
-def load_lines(path: str | Path) -> list[str]:
-    """Plain-text list, one item per non-empty line (idontknow.jsonl holds bare strings or JSON strings)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such file")
-    out = []
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-        s = line.strip()
-        if not s:
-            continue
-        if s.startswith('"'):
-            try:
-                s = json.loads(s)
-            except json.JSONDecodeError:
-                raise DataError(f"{p}:{lineno}: invalid JSON string") from None
-        out.append(s)
-    return out
-
-
-def record_kind(records: Sequence[Record]) -> str:
-    """The kind shared by all records; mixing kinds in one set is a caller bug worth a clear error."""
-    kinds = {type(r).__name__ for r in records}
-    if len(kinds) > 1:
-        raise DataError(f"records of mixed kinds: {sorted(kinds)}")
-    return {"QARecord": "qa", "TextRecord": "text", "HarmfulRecord": "harmful", "MCQRecord": "mcq"}[
-        kinds.pop() if kinds else "QARecord"
-    ]
 
 
 def prompt_and_target(record: Record) -> tuple[str | None, str]:
