@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from grin_engine.errors import DataError
+
 # Records live in the torch-free `records` module (the API validates with them); re-exported here because
 # every training path imports them together with `encode`.
 from grin_engine.records import HarmfulRecord as HarmfulRecord
