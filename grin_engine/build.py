@@ -23,7 +23,7 @@ BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
 
 def train_tokenizer(
     texts: Iterable[str], vocab_size: int = 512, min_frequency: int = 2, max_token_length: int | None = 4
-) -> object:
+) -> Any:
     """A byte-level BPE tokenizer (GPT-2 style) wrapped as a transformers fast tokenizer.
 
     max_token_length caps merges: on a small corpus the names are among the most frequent words and
@@ -48,23 +48,43 @@ def train_tokenizer(
 
 
 def model_config(
-    arch: Arch, vocab_size: int, hidden: int, layers: int, heads: int, max_positions: int, pad_id: int,
-    bos_id: int, eos_id: int,
-) -> object:
+    arch: Arch,
+    vocab_size: int,
+    hidden: int,
+    layers: int,
+    heads: int,
+    max_positions: int,
+    pad_id: int,
+    bos_id: int,
+    eos_id: int,
+) -> Any:
     """A transformers config for a tiny model. Dropout is off: runs must be deterministic."""
     from transformers import GPT2Config, LlamaConfig
 
     ids: dict[str, Any] = {"pad_token_id": pad_id, "bos_token_id": bos_id, "eos_token_id": eos_id}
     if arch == "gpt2":
         return GPT2Config(
-            vocab_size=vocab_size, n_positions=max_positions, n_embd=hidden, n_layer=layers, n_head=heads,
-            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **ids,
+            vocab_size=vocab_size,
+            n_positions=max_positions,
+            n_embd=hidden,
+            n_layer=layers,
+            n_head=heads,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            **ids,
         )
     if arch == "llama":
         return LlamaConfig(
-            vocab_size=vocab_size, hidden_size=hidden, intermediate_size=4 * hidden,
-            num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=max(1, heads // 2),
-            max_position_embeddings=max_positions, tie_word_embeddings=True, **ids,
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            intermediate_size=4 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=max(1, heads // 2),
+            max_position_embeddings=max_positions,
+            tie_word_embeddings=True,
+            **ids,
         )
     raise EngineError(f"unknown architecture {arch!r}; use 'gpt2' or 'llama'")
 
@@ -114,8 +134,15 @@ def build_tiny_model(
     from transformers import AutoModelForCausalLM
 
     cfg = model_config(
-        arch, len(tokenizer), hidden, layers, heads, max_positions,  # type: ignore[arg-type]
-        pad_id=tokenizer.pad_token_id, bos_id=tokenizer.bos_token_id, eos_id=tokenizer.eos_token_id,  # type: ignore[attr-defined]
+        arch,
+        len(tokenizer),
+        hidden,
+        layers,
+        heads,
+        max_positions,
+        pad_id=tokenizer.pad_token_id,
+        bos_id=tokenizer.bos_token_id,
+        eos_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg)

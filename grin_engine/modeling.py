@@ -74,18 +74,14 @@ def load_tokenizer(model_dir: str | Path) -> Any:
     return tok
 
 
-def load_model(
-    model_dir: str | Path, dtype: str = "float32", device: str = "auto"
-) -> tuple[torch.nn.Module, Any]:
+def load_model(model_dir: str | Path, dtype: str = "float32", device: str = "auto") -> tuple[torch.nn.Module, Any]:
     """(model, tokenizer) from a local directory, never touching the network. The model is in eval
     mode (no dropout): unlearning and scoring must be deterministic for a fixed seed."""
     from transformers import AutoModelForCausalLM
 
     path = check_model_dir(model_dir)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(path), local_files_only=True, dtype=resolve_dtype(dtype)
-        )
+        model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=resolve_dtype(dtype))
     except (OSError, ValueError) as exc:
         raise EngineError(f"{path}: cannot load model ({str(exc).splitlines()[0]})") from exc
     model = model.to(resolve_device(device))  # type: ignore[arg-type]

@@ -18,9 +18,7 @@ def forward_logits(model: Any, batch: Batch) -> torch.Tensor:
     return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
 
 
-def token_logprobs_from_logits(
-    logits: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def token_logprobs_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(log p(label_t+1 | <= t), mask) both (B, L-1); log-softmax in fp32 so bf16 models score stably."""
     shift_logits = logits[:, :-1, :].float()
     shift_labels = labels[:, 1:]
@@ -66,9 +64,7 @@ def per_item_nll_batched(model: Any, data: Batch, batch_size: int = 16) -> torch
 
 
 @torch.no_grad()
-def sequence_logprob_batched(
-    model: Any, data: Batch, batch_size: int = 16
-) -> tuple[torch.Tensor, torch.Tensor]:
+def sequence_logprob_batched(model: Any, data: Batch, batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """sequence_logprob over a whole encoded set; returns CPU (sum log-prob, token count)."""
     dev = _device_of(model)
     sums, counts = [], []

@@ -1,0 +1,104 @@
+"""Typed run configuration. Imports neither torch nor transformers: the API validates jobs with it."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from grin_engine.objectives import OBJECTIVES
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LocalizeConfig(_Strict):
+    """Which weight entries the unlearning may touch.
+
+    score = |G_f| / (|G_r| + eps), eps = eps_rel * mean(|G_r|) over the same tensor (eps_scope="tensor")
+    or over all eligible weights (eps_scope="model"): relative, so the score does not depend on the
+    loss scale or on a layer's gradient magnitude, and entries the retain set never touches do not
+    get infinite scores.
+    """
+
+    method: Literal["grin", "salun", "random", "none"] = "grin"
+    k: float = Field(default=0.05, gt=0.0, le=1.0, description="fraction of eligible entries to select")
+    aggregation: Literal["sum_then_abs", "abs_sum", "fisher"] = "sum_then_abs"
+    eps_rel: float = Field(default=1e-2, gt=0.0)
+    eps_scope: Literal["tensor", "model"] = "tensor"
+    scope: Literal["global", "per_module"] = "global"
+    include_embeddings: bool = False
+    include_norms: bool = False
+    include_biases: bool = False
+    retain_tokens: int | None = Field(default=None, ge=1, description="retain answer tokens; None = as many as forget")
+    batch_size: int = Field(default=8, ge=1)
+
+
+class NoiseConfig(_Strict):
+    """theta += sigma * std(W) * z (relative) or sigma * z (absolute), on masked entries only."""
+
+    sigma: float = Field(default=0.1, ge=0.0)
+    mode: Literal["relative", "absolute"] = "relative"
+
+
+class FinetuneConfig(_Strict):
+    objective: str = "graddiff"
+    objective_params: dict[str, Any] = {}
+    steps: int = Field(default=50, ge=0, description="step budget (the maximum when stop='indistinguishable')")
+    lr: float = Field(default=1e-3, gt=0.0)
+    weight_decay: float = Field(default=0.0, ge=0.0, description="decoupled, applied to masked entries only")
+    batch_size: int = Field(default=8, ge=1)
+    retain_weight: float = Field(default=1.0, ge=0.0)
+    max_length: int = Field(default=256, ge=2)
+    stop: Literal["fixed", "indistinguishable"] = "fixed"
+    stop_statistic: Literal["nll", "truth_ratio"] = "nll"
+    check_every: int = Field(default=10, ge=1)
+    p_threshold: float = Field(default=0.05, gt=0.0, lt=1.0)
+    checkpoint_every: int | None = Field(default=None, ge=1, description="save resumable fine-tune state every N steps")
+
+    @field_validator("objective")
+    @classmethod
+    def _known_objective(cls, v: str) -> str:
+        if v not in OBJECTIVES:
+            raise ValueError(f"unknown objective {v!r}; available: {sorted(OBJECTIVES)}")
+        return v
+
+
+class UnlearnConfig(_Strict):
+    localize: LocalizeConfig = Field(default_factory=LocalizeConfig)
+    noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    prompt_template: str = Field(default="auto", description="'auto' = chat template if any, else Question/Answer")
+
+    @classmethod
+    def grin(cls, **overrides: Any) -> UnlearnConfig:
+        """The GRIN default: ratio localization, relative noise, masked graddiff."""
+        return cls.model_validate(overrides)
+
+    @classmethod
+    def baseline(cls, objective: str = "graddiff", **overrides: Any) -> UnlearnConfig:
+        """The same objective on all eligible weights, without noise (the comparison point)."""
+        cfg = cls.model_validate(overrides)
+        return cfg.model_copy(
+            update={
+                "localize": cfg.localize.model_copy(update={"method": "none"}),
+                "noise": cfg.noise.model_copy(update={"sigma": 0.0}),
+                "finetune": cfg.finetune.model_copy(update={"objective": objective}),
+            }
+        )
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+def preset(name: Literal["grin", "baseline"], **overrides: Any) -> UnlearnConfig:
+    if name == "grin":
+        return UnlearnConfig.grin(**overrides)
+    if name == "baseline":
+        return UnlearnConfig.baseline(**overrides)
+    raise ValueError(f"unknown preset {name!r}")
