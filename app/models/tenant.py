@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, CreatedAtMixin, IdMixin, UTCDateTime
@@ -13,6 +13,9 @@ class Tenant(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "tenants"
 
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # The compliance issue parks this tenant's jobs in `awaiting_approval`; the server default lets the
+    # column be added to a ledger that already has tenants.
+    require_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="tenant")
 
 
