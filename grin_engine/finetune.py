@@ -44,7 +44,9 @@ class MaskedParams:
     @torch.no_grad()
     def scatter(self, name: str, values: torch.Tensor) -> None:
         idx = self.index[name]
-        flat = self.params[name].view(-1)
+        # .data: the swap in reference() must not bump the autograd version counter of a parameter that
+        # an earlier forward of the same step still needs; the values are restored exactly before backward.
+        flat = self.params[name].data.view(-1)
         if idx is None:
             flat.copy_(values)
         else:

@@ -51,14 +51,14 @@ def mean_nll(model: Any, batch: Batch) -> torch.Tensor:
     return -logp.sum() / mask.sum().clamp(min=1)
 
 
-def _device_of(model: Any) -> torch.device:
+def device_of(model: Any) -> torch.device:
     return next(model.parameters()).device
 
 
 @torch.no_grad()
 def per_item_nll_batched(model: Any, data: Batch, batch_size: int = 16) -> torch.Tensor:
     """per_item_nll over a whole encoded set in mini-batches, on the model's device; returns CPU fp32."""
-    dev = _device_of(model)
+    dev = device_of(model)
     outs = [per_item_nll(model, b.to(dev)).float().cpu() for b in batches(data, batch_size)]
     return torch.cat(outs) if outs else torch.zeros(0)
 
@@ -66,7 +66,7 @@ def per_item_nll_batched(model: Any, data: Batch, batch_size: int = 16) -> torch
 @torch.no_grad()
 def sequence_logprob_batched(model: Any, data: Batch, batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """sequence_logprob over a whole encoded set; returns CPU (sum log-prob, token count)."""
-    dev = _device_of(model)
+    dev = device_of(model)
     sums, counts = [], []
     for b in batches(data, batch_size):
         s, c = sequence_logprob(model, b.to(dev))
