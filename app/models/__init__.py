@@ -1,6 +1,7 @@
 """The ledger's SQLAlchemy models. Import this package to register every table on `Base.metadata`."""
 
 from app.models.artifact import Artifact
+from app.models.audit import AuditLogEntry
 from app.models.base import Base
 from app.models.dataset import Dataset
 from app.models.job import (
@@ -14,10 +15,12 @@ from app.models.job import (
 )
 from app.models.registry import ModelVersion, RegisteredModel
 from app.models.tenant import ApiKey, Tenant
+from app.models.webhook import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
     "Artifact",
+    "AuditLogEntry",
     "Base",
     "Dataset",
     "EvaluationResult",
@@ -30,4 +33,6 @@ __all__ = [
     "ModelVersion",
     "RegisteredModel",
     "Tenant",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]
