@@ -105,8 +105,12 @@ def unlearn(
     holdout: Sequence[Record] | None = None,
     on_event: EventSink | None = None,
     should_stop: Callable[[], bool] | None = None,
+    mask: str | Path | None = None,
 ) -> UnlearnResult:
-    """Make the model at `model_dir` forget `forget` while keeping `retain`; see the module docstring."""
+    """Make the model at `model_dir` forget `forget` while keeping `retain`; see the module docstring.
+
+    mask: a precomputed mask file to use instead of localizing (MaskMismatch if it does not fit).
+    """
     cfg = config or UnlearnConfig()
     ft = cfg.finetune
     if not forget:
@@ -121,8 +125,9 @@ def unlearn(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base_hash = weights_hash(model_dir)
+    given_mask = sha256_file(mask) if mask is not None and Path(mask).is_file() else str(mask)
     run_hash = hashlib.sha256(
-        "|".join([cfg.config_hash(), base_hash, *map(_records_hash, (forget, retain, holdout))]).encode()
+        "|".join([cfg.config_hash(), base_hash, given_mask, *map(_records_hash, (forget, retain, holdout))]).encode()
     ).hexdigest()
     state = _State(out, run_hash, cfg.config_hash())
     if state.done("finetune") and "result" in state.data:
@@ -151,9 +156,14 @@ def unlearn(
     )
     timings["load"] = time.perf_counter() - t0
 
-    mask = _localize_stage(model, forget_enc, retain_enc, cfg, out, base_hash, state, timings, on_event)
+    if mask is not None:
+        given = load_mask(mask)
+        check_fits(given, model, base_hash)
+        save_mask(given, out / MASK_FILE)
+        state.complete("localize")
+    mask_obj = _localize_stage(model, forget_enc, retain_enc, cfg, out, base_hash, state, timings, on_event)
 
-    masked = MaskedParams(model, mask)
+    masked = MaskedParams(model, mask_obj)
     objective = get_objective(ft.objective, ft.objective_params, ft.retain_weight)
     objective.prepare(
         model,
@@ -166,7 +176,7 @@ def unlearn(
 
     t = time.perf_counter()
     emit(on_event, EngineEvent(type="stage", stage="noise", message=f"sigma={cfg.noise.sigma} ({cfg.noise.mode})"))
-    add_noise(model, mask, cfg.noise, cfg.seed + 1)
+    add_noise(model, mask_obj, cfg.noise, cfg.seed + 1)
     state.complete("noise")
     timings["noise"] = time.perf_counter() - t
 
@@ -197,7 +207,7 @@ def unlearn(
         mask_path=str(out / MASK_FILE),
         mask_sha256=sha256_file(out / MASK_FILE),
         mask_bytes=(out / MASK_FILE).stat().st_size,
-        mask_summary=mask.summary(),
+        mask_summary=mask_obj.summary(),
         timings=timings,
         curves=loop["curves"],
         steps=loop["steps"],
