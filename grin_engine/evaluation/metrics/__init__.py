@@ -18,6 +18,7 @@ from grin_engine.evaluation.metrics import (
     paraphrase,
     probability,
     quantization,
+    relearning,
     rouge_l,
     truth_ratio,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "paraphrase",
     "probability",
     "quantization",
+    "relearning",
     "rouge_l",
     "truth_ratio",
 ]
