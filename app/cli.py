@@ -36,6 +36,101 @@ def demo(url: str = typer.Option("http://127.0.0.1:8000", help="Base URL of the 
     typer.echo(f"readyz: {ready.status_code} {ready.text}")
 
 
+admin = typer.Typer(no_args_is_help=True, help="Tenants and API keys (talks to the ledger directly).")
+tenants_cli = typer.Typer(no_args_is_help=True, help="Tenants.")
+keys_cli = typer.Typer(no_args_is_help=True, help="API keys (shown once at creation, stored hashed).")
+admin.add_typer(tenants_cli, name="tenants")
+admin.add_typer(keys_cli, name="keys")
+cli.add_typer(admin, name="admin")
+
+
+def _ledger_session():  # type: ignore[no-untyped-def]
+    """A session on the migrated ledger (admin commands may be the first thing run on a fresh install)."""
+    from app.core.config import get_settings
+    from app.core.db import migrate as run_migrations
+    from app.core.db import open_session
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    run_migrations(settings)
+    return open_session(settings)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+@tenants_cli.command("create")
+def create_tenant(name: str = typer.Argument(..., help="Unique tenant name"),
+                  require_approval: bool = typer.Option(False, help="Jobs wait for an approver")) -> None:
+    """Create a tenant."""
+    from app.auth import repository, service
+
+    with _ledger_session() as session:
+        if repository.tenant_by_name(session, name) is not None:
+            raise _fail(f"tenant {name!r} exists")
+        tenant = service.create_tenant(session, name, require_approval=require_approval)
+        session.commit()
+        typer.echo(f"{tenant.id}\t{tenant.name}")
+
+
+@tenants_cli.command("list")
+def list_tenants() -> None:
+    """List tenants (id, name, created)."""
+    from app.auth import repository
+
+    with _ledger_session() as session:
+        for tenant in repository.tenants(session):
+            typer.echo(f"{tenant.id}\t{tenant.name}\t{tenant.created_at.isoformat()}")
+
+
+@keys_cli.command("create")
+def create_key(tenant: str = typer.Option(..., help="Tenant name"),
+               name: str = typer.Option("default", help="What the key is for")) -> None:
+    """Create an API key and print it once; only its hash is kept."""
+    from app.auth import repository, service
+
+    with _ledger_session() as session:
+        owner = repository.tenant_by_name(session, tenant)
+        if owner is None:
+            raise _fail(f"no tenant {tenant!r}")
+        issued = service.issue_key(session, owner, name)
+        session.commit()
+        typer.echo(issued.secret)
+        typer.echo(f"key {issued.api_key.prefix} for tenant {owner.name}: store it now, it is not shown again",
+                   err=True)
+
+
+@keys_cli.command("revoke")
+def revoke_key(prefix: str = typer.Argument(..., help="The key's prefix (as `keys list` shows it)")) -> None:
+    """Revoke a key: requests with it get 401 from now on."""
+    from app.auth import service
+
+    with _ledger_session() as session:
+        api_key = service.revoke_key(session, prefix)
+        if api_key is None:
+            raise _fail(f"no key with prefix {prefix!r}")
+        session.commit()
+        typer.echo(f"revoked {prefix}")
+
+
+@keys_cli.command("list")
+def list_keys(tenant: str | None = typer.Option(None, help="Only this tenant's keys")) -> None:
+    """List keys (prefix, tenant, name, created, revoked); secrets are never shown."""
+    from app.auth import repository
+
+    with _ledger_session() as session:
+        owner = repository.tenant_by_name(session, tenant) if tenant else None
+        if tenant and owner is None:
+            raise _fail(f"no tenant {tenant!r}")
+        names = {t.id: t.name for t in repository.tenants(session)}
+        for api_key in repository.keys_of(session, owner.id if owner else None):
+            revoked = api_key.revoked_at.isoformat() if api_key.revoked_at else "active"
+            typer.echo(f"{api_key.prefix}\t{names[api_key.tenant_id]}\t{api_key.name}\t"
+                       f"{api_key.created_at.isoformat()}\t{revoked}")
+
+
 def main() -> None:
     cli()
 

@@ -7,10 +7,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.auth.endpoints import router as auth_router
 from app.core.config import get_settings
 from app.core.db import migrate
+from app.core.limits import RequestSizeLimitMiddleware
+from app.core.openapi import install_openapi
 from app.core.problems import install_problem_handlers
+from app.datasets.endpoints import router as datasets_router
 from app.health.endpoints import router as health_router
+from app.jobs.endpoints import router as jobs_router
+from app.jobs.schemas import UnlearnRequest
+from app.registry.endpoints import router as registry_router
 
 
 @asynccontextmanager
@@ -30,7 +37,13 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(RequestSizeLimitMiddleware)
     app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(registry_router)
+    app.include_router(datasets_router)
+    app.include_router(jobs_router)
+    install_openapi(app, extra_models=[UnlearnRequest])
     return app
 
 

@@ -1,0 +1,248 @@
+"""Unlearning requests: validate and hash the records, enforce the limits, honour idempotency keys, write the
+job with its raw inputs in one transaction; then cancel, and build the report."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.hashing import canonical_json, merkle_root, sha256_hex
+from app.core.problems import ProblemError
+from app.datasets import repository as datasets
+from app.jobs import repository
+from app.jobs.schemas import (
+    EvaluationSummary,
+    ForgetSummary,
+    JobEventOut,
+    JobOut,
+    JobReport,
+    MaskSummary,
+    UnlearnRequest,
+)
+from app.jobs.state import IN_FLIGHT, STATUS_EVENT, IllegalTransition, append_event, transition
+from app.models import ForgetRecordHash, IdempotencyKey, Job, JobInput, ModelVersion, Tenant
+from app.models.base import utcnow
+from app.registry import repository as registry
+from app.registry.schemas import ModelVersionOut
+from grin_engine.records import parse_row
+
+# A key left in flight this long belongs to a request that died between its two transactions; it is taken over.
+IDEMPOTENCY_ABANDONED_AFTER = timedelta(minutes=10)
+MAX_REPORTED_ERRORS = 20
+
+
+def _unprocessable(detail: str, errors: list[dict[str, Any]], **extra: Any) -> ProblemError:
+    return ProblemError(422, "Unprocessable Content", detail, errors=errors, **extra)
+
+
+@dataclass
+class CheckedRecords:
+    rows: list[Any]
+    hashes: list[str] = field(default_factory=list)
+
+
+def check_records(rows: list[Any], kind: str, part: str, settings: Settings) -> CheckedRecords:
+    """Validate each record with the engine's own types and hash it; 422 names the record index and field."""
+    if len(rows) > settings.max_records_per_job:
+        raise _unprocessable(f"{part}: {len(rows)} records, at most {settings.max_records_per_job} per job "
+                             "(GRIN_MAX_RECORDS_PER_JOB)",
+                             [{"loc": f"body.{part}", "msg": "too many records", "type": "too_long"}])
+    errors: list[dict[str, Any]] = []
+    checked = CheckedRecords(rows=rows)
+    for index, row in enumerate(rows):
+        encoded = canonical_json(row)
+        if len(encoded) > settings.max_record_bytes:
+            errors.append({"loc": f"body.{part}.{index}", "index": index, "field": None, "type": "too_long",
+                           "msg": f"the record is {len(encoded)} bytes, at most {settings.max_record_bytes} "
+                                  "(GRIN_MAX_RECORD_BYTES)"})
+            continue
+        try:
+            parse_row(row, kind)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            for error in exc.errors():
+                name = ".".join(str(piece) for piece in error["loc"])
+                errors.append({"loc": f"body.{part}.{index}.{name}", "index": index, "field": name,
+                               "msg": f"{error['msg']} (a {kind} record)", "type": error["type"]})
+            continue
+        except (KeyError, TypeError, ValueError) as exc:
+            errors.append({"loc": f"body.{part}.{index}", "index": index, "field": None,
+                           "msg": f"{exc} (a {kind} record)", "type": "value_error"})
+            continue
+        checked.hashes.append(sha256_hex(encoded))
+    if errors:
+        first = errors[0]
+        where = f"{part}[{first['index']}]" + (f".{first['field']}" if first["field"] else "")
+        raise _unprocessable(f"{where}: {first['msg']}", errors[:MAX_REPORTED_ERRORS], index=first["index"],
+                             field=first["field"])
+    return checked
+
+
+def request_digest(request: UnlearnRequest) -> str:
+    """Equal for requests that mean the same (JSON or multipart, key order, spacing): what idempotency compares."""
+    return sha256_hex(canonical_json(request.model_dump(mode="json")))
+
+
+@dataclass(frozen=True)
+class Replay:
+    status_code: int
+    body: dict[str, Any]
+    location: str
+
+
+def claim_idempotency_key(session: Session, tenant: Tenant, key: str, digest: str) -> Replay | None:
+    """Claim `key` for this request (committed at once, so a concurrent twin sees it in flight), or return the
+    first response to replay. 422 when the key was used for another request, 409 while it is in flight."""
+    for _ in range(2):
+        existing = repository.idempotency_key(session, tenant.id, key)
+        if existing is None:
+            session.add(IdempotencyKey(tenant_id=tenant.id, key=key, request_sha256=digest, status="in_flight"))
+            try:
+                session.commit()
+                return None
+            except IntegrityError:
+                session.rollback()  # a concurrent twin claimed it first: look again
+                continue
+        if existing.request_sha256 != digest:
+            raise ProblemError(422, "Unprocessable Content",
+                               "this Idempotency-Key was used for a different request",
+                               errors=[{"loc": "header.Idempotency-Key", "msg": "reused with another body",
+                                        "type": "idempotency_mismatch"}])
+        if existing.status == "done" and existing.response is not None:
+            return Replay(status_code=existing.response["status_code"], body=existing.response["body"],
+                          location=existing.response["location"])
+        if utcnow() - existing.created_at < IDEMPOTENCY_ABANDONED_AFTER:
+            raise ProblemError(409, "Conflict", "a request with this Idempotency-Key is still being processed; "
+                                                "retry shortly", headers={"Retry-After": "1"})
+        session.delete(existing)
+        session.commit()
+    raise ProblemError(409, "Conflict", "this Idempotency-Key is contended; retry", headers={"Retry-After": "1"})
+
+
+def release_idempotency_key(session: Session, tenant: Tenant, key: str) -> None:
+    """A request that failed must not pin its key: the client may retry it with the same key."""
+    session.rollback()
+    existing = repository.idempotency_key(session, tenant.id, key)
+    if existing is not None and existing.status == "in_flight":
+        session.delete(existing)
+        session.commit()
+
+
+def _base_version(session: Session, request: UnlearnRequest, current_version_id: uuid.UUID | None) -> ModelVersion:
+    version_id = request.base_version_id or current_version_id
+    version = registry.version_of_model(session, request.model_id, version_id) if version_id else None
+    if version is None:
+        raise ProblemError(404, "Not Found", f"no version {request.base_version_id} of model {request.model_id}")
+    if version.weights_deleted_at is not None:
+        raise ProblemError(409, "Conflict", f"the weights of version {version.number} were deleted")
+    return version
+
+
+def create_job(session: Session, settings: Settings, tenant: Tenant, request: UnlearnRequest,
+               forget: CheckedRecords, holdout: CheckedRecords | None, digest: str,
+               idempotency_key: str | None) -> Job:
+    """Write the job, its raw inputs, its record hashes and its first event in one transaction (committed)."""
+    repository.lock_tenant(session, tenant.id)
+    model = registry.model_of_tenant(session, tenant.id, request.model_id)
+    if model is None:
+        raise ProblemError(404, "Not Found", f"no model {request.model_id}")
+    base = _base_version(session, request, model.current_version_id)
+    if request.retain_dataset_id is not None:
+        dataset = datasets.dataset_of_tenant(session, tenant.id, request.retain_dataset_id)
+        if dataset is None:
+            raise ProblemError(404, "Not Found", f"no dataset {request.retain_dataset_id}")
+        if dataset.kind != request.kind:
+            raise _unprocessable(f"retain_dataset_id: the data set holds {dataset.kind} records, the job is "
+                                 f"{request.kind}", [{"loc": "body.retain_dataset_id", "msg": "kind mismatch",
+                                                      "type": "value_error"}])
+    in_flight = repository.count_in_flight(session, tenant.id, IN_FLIGHT)
+    if in_flight >= settings.max_jobs_in_flight_per_tenant:
+        raise ProblemError(429, "Too Many Requests",
+                           f"{in_flight} jobs in flight, at most {settings.max_jobs_in_flight_per_tenant} per tenant "
+                           "(GRIN_MAX_JOBS_IN_FLIGHT_PER_TENANT); retry when one ends", headers={"Retry-After": "30"})
+
+    job = Job(
+        tenant_id=tenant.id, model_id=model.id, base_version_id=base.id, retain_dataset_id=request.retain_dataset_id,
+        kind=request.kind, method=request.method.resolve().model_dump(mode="json"),
+        evaluation=request.evaluation.model_dump(mode="json"), subject_reference=request.subject_reference,
+        legal_basis=request.legal_basis, request_metadata=request.metadata, status="queued", progress=0.0,
+        attempts=0, max_attempts=settings.max_attempts, cancel_requested=False, forget_count=len(forget.rows),
+        forget_merkle_root=merkle_root(forget.hashes), holdout_count=len(holdout.rows) if holdout else 0,
+        request_sha256=digest,
+    )
+    session.add(job)
+    session.flush()
+    session.add(JobInput(job_id=job.id, forget=forget.rows, holdout=holdout.rows if holdout else None))
+    session.add_all(ForgetRecordHash(job_id=job.id, index=i, sha256=h) for i, h in enumerate(forget.hashes))
+    append_event(session, job, STATUS_EVENT, {"from": None, "to": "queued", "progress": 0.0,
+                                              "preset": request.method.preset})
+    if idempotency_key is not None:
+        claimed = repository.idempotency_key(session, tenant.id, idempotency_key)
+        if claimed is not None:
+            claimed.status = "done"
+            claimed.job_id = job.id
+            claimed.response = {"status_code": 202, "location": job_location(job.id),
+                                "body": JobOut.model_validate(job).model_dump(mode="json")}
+    session.commit()
+    return job
+
+
+def job_location(job_id: uuid.UUID) -> str:
+    return f"/v1/jobs/{job_id}"
+
+
+def get_job(session: Session, tenant: Tenant, job_id: uuid.UUID) -> Job:
+    job = repository.job_of_tenant(session, tenant.id, job_id)
+    if job is None:
+        raise ProblemError(404, "Not Found", f"no job {job_id}")
+    return job
+
+
+def cancel_job(session: Session, job: Job) -> Job:
+    """queued: cancelled at once (no worker has it); running: cancelling, the worker stops at its next check."""
+    try:
+        if job.status == "queued":
+            job.cancel_requested = True
+            transition(session, job, "cancelled", data={"reason": "cancelled by the client"})
+        elif job.status == "running":
+            transition(session, job, "cancelling", data={"reason": "cancelled by the client"})
+        elif job.status != "cancelling":
+            raise IllegalTransition(job.id, job.status, "cancelled")
+    except IllegalTransition as exc:
+        session.rollback()
+        raise ProblemError(409, "Conflict", f"the job is {exc.current}; it can no longer be cancelled") from exc
+    session.commit()
+    return job
+
+
+def build_report(session: Session, job: Job) -> JobReport:
+    model = registry.model_of_tenant(session, job.tenant_id, job.model_id)
+    base = session.get(ModelVersion, job.base_version_id)
+    assert model is not None and base is not None  # foreign keys guarantee both
+    result = session.get(ModelVersion, job.result_version_id) if job.result_version_id else None
+    mask = repository.mask_of(session, job.id)
+    evaluations = repository.evaluation_results_of(session, job.id)
+    after = evaluations.get("after")
+    history = repository.events_of(session, job.id, after_id=0, limit=None, types=[STATUS_EVENT])
+    return JobReport(
+        generated_at=utcnow(),
+        job=JobOut.model_validate(job),
+        model_name=model.name,
+        base_version=ModelVersionOut.model_validate(base),
+        result_version=ModelVersionOut.model_validate(result) if result else None,
+        forget=ForgetSummary(count=job.forget_count, merkle_root=job.forget_merkle_root,
+                             record_sha256=repository.record_hashes_of(session, job.id)),
+        mask=MaskSummary(sha256=mask.sha256, summary=mask.summary) if mask else None,
+        evaluation=EvaluationSummary(
+            before=evaluations["before"].report if "before" in evaluations else None,
+            after=after.report if after else None,
+            verdict=after.verdict if after else None,
+        ),
+        history=[JobEventOut.model_validate(e) for e in history],
+    )
