@@ -44,7 +44,7 @@ def test_eligible_parameters_gpt2_conv1d_and_llama(tmp_path):
         build_tiny_model(tmp_path / arch, texts, arch=arch, vocab_size=280, hidden=32, layers=2, heads=2)
         model, _ = load_model(tmp_path / arch, device="cpu")
         names = eligible_parameters(model)
-        assert all(n.endswith(".weight") and ".0." in n or ".1." in n for n in names)
+        assert all(n.endswith(".weight") and (".0." in n or ".1." in n) for n in names)
         assert expect <= {n.split(".", 3)[-1].rsplit(".", 1)[0] for n in names}
         assert not any("wte" in n or "embed" in n or "norm" in n or "ln_" in n for n in names)
         more = eligible_parameters(model, include_embeddings=True, include_norms=True, include_biases=True)
