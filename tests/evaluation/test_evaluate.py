@@ -8,13 +8,13 @@ import math
 import pytest
 from scipy import stats as sps
 
+from grin_engine.data import encode
 from grin_engine.errors import EngineError
 from grin_engine.evaluation import EvalConfig, EvaluationReport, ReferenceValues, evaluate, reference_values
 from grin_engine.evaluation.config import EvalSplits
 from grin_engine.evaluation.forward import greedy_generate, score_pairs
 from grin_engine.modeling import load_model
 from grin_engine.scoring import per_item_nll_batched
-from grin_engine.data import encode
 from tests.evaluation.conftest import TinyTofu
 
 CHEAP = EvalConfig(max_new_tokens=96)

@@ -28,9 +28,10 @@ def test_int4_rtn_group_levels_and_padding() -> None:
 
 
 def test_quantized_copy_leaves_original_and_head() -> None:
-    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 4))
+    first = torch.nn.Linear(8, 8)
+    model = torch.nn.Sequential(first, torch.nn.Linear(8, 4))
     before = [p.clone() for p in model.parameters()]
     q = quantized_copy(model, "int4", group_size=4)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
-    assert not torch.equal(q[0].weight, model[0].weight)
-    assert torch.equal(q[0].bias, model[0].bias)  # biases are not quantized
+    assert not torch.equal(q[0].weight, first.weight)
+    assert torch.equal(q[0].bias, first.bias)  # biases are not quantized

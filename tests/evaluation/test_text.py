@@ -29,7 +29,7 @@ def test_keyword_hit_rate_and_spans() -> None:
 
 
 def test_fluency_statistics() -> None:
-    assert text.repetition_rate("a b a b a b".split(), 2) == pytest.approx(1 - 2 / 5)
+    assert text.repetition_rate(["a", "b", "a", "b", "a", "b"], 2) == pytest.approx(1 - 2 / 5)
     assert text.repetition_rate(["a"], 2) == 0.0
     assert text.token_entropy(["x", "x", "y", "y"]) == pytest.approx(1.0)
     assert text.token_entropy([]) == 0.0
