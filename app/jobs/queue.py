@@ -15,9 +15,18 @@ RUN_JOB_TASK = "grin.pipeline.run_job"
 logger = logging.getLogger("grin.api")
 
 
+# Publishing from a request must fail fast when the broker is down (the job is safe in the ledger), instead
+# of kombu's default reconnect loop holding the client for seconds.
+PUBLISH_FAILOVER = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1,
+                    "connect_retries_timeout": 2}
+
+
 @lru_cache(maxsize=8)
 def _celery_for(settings_json: str) -> Celery:
-    return create_celery(Settings.model_validate_json(settings_json))
+    settings = Settings.model_validate_json(settings_json)
+    celery = create_celery(settings)
+    celery.conf.broker_transport_options = {**celery.conf.broker_transport_options, **PUBLISH_FAILOVER}
+    return celery
 
 
 def enqueue_job(settings: Settings, job_id: uuid.UUID) -> bool:
