@@ -12,7 +12,7 @@ from celery.signals import worker_init
 from app.core.config import Settings, get_settings
 from worker.broker import filesystem_transport_options
 
-TASK_MODULES = ["worker.tasks.system", "worker.tasks.webhooks"]
+TASK_MODULES = ["worker.tasks.system", "worker.tasks.webhooks", "worker.tasks.pipeline", "worker.tasks.sweep"]
 
 
 def _broker_transport_options(settings: Settings) -> dict[str, object]:

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     task_time_limit_s: int = 3 * 3600 + 300
     lease_seconds: int = 120
     max_attempts: int = 3
+    # The worker's recovery sweep (re-enqueues jobs nobody holds) runs at start and every sweep_interval_s;
+    # a queued job is only re-enqueued once it is sweep_grace_s old (its own message is usually on its way).
+    sweep_interval_s: float = 60.0
+    sweep_grace_s: float = 10.0
+    event_every_steps: int = 10  # a job_events row every N fine-tune steps
+    cancel_check_interval_s: float = 1.0  # how often the running job re-reads cancel_requested
 
     @field_validator("model_roots", "worker_queues", mode="before")
     @classmethod

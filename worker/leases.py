@@ -1,0 +1,173 @@
+"""Job leases and the recovery sweep: the ledger, not the broker, decides whether a job runs (torch-free).
+
+A worker may run a job only while it holds the job's lease: `lease_owner` plus `lease_expires_at`,
+taken by one conditional UPDATE (so two deliveries of the same message cannot both win) and renewed by a
+heartbeat thread. A redelivered message whose job is leased, finished or out of attempts does nothing.
+
+The sweep is what makes a lost message harmless: the embedded filesystem broker never redelivers a message
+whose worker died, Redis only does after its (long) visibility timeout, and a broker that was down when the
+API committed a job never got the message at all. It re-enqueues every job nobody holds, finishes
+`cancelling` jobs whose worker is gone, and fails jobs that have used up their attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.jobs.state import IllegalTransition, append_event, transition
+from app.models import Job
+from app.models.base import utcnow
+
+logger = logging.getLogger("grin.worker.leases")
+
+RUN_JOB_TASK = "grin.pipeline.run_job"
+LEASABLE = ("queued", "running")
+
+
+def new_owner() -> str:
+    """A lease owner id: host, pid and a random part (a pid is reused after a crash, the random part is not)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _no_live_lease(now: datetime):  # type: ignore[no-untyped-def]
+    return or_(Job.lease_owner.is_(None), Job.lease_expires_at.is_(None), Job.lease_expires_at < now)
+
+
+def acquire_lease(session: Session, job_id: uuid.UUID, owner: str, lease_seconds: float,
+                  now: datetime | None = None) -> bool:
+    """Take the job's lease and count an attempt, atomically; False when someone else may run it.
+
+    One UPDATE ... WHERE: the job is queued or running, nobody holds a live lease, and attempts are left.
+    The caller commits.
+    """
+    now = now or utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(LEASABLE), _no_live_lease(now), Job.attempts < Job.max_attempts)
+        .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds),
+                attempts=Job.attempts + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def renew_lease(session: Session, job_id: uuid.UUID, owner: str, lease_seconds: float) -> bool:
+    """Extend a lease we hold; False when it is no longer ours (expired and taken over, or the job ended)."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == owner)
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def release_lease(session: Session, job_id: uuid.UUID, owner: str, error: str | None = None) -> bool:
+    """Give the lease back (the job stays `running` and may be retried); the caller commits."""
+    values: dict[str, object] = {"lease_owner": None, "lease_expires_at": None, "updated_at": utcnow()}
+    if error is not None:
+        values["error"] = error
+    result = session.execute(
+        update(Job).where(Job.id == job_id, Job.lease_owner == owner).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def exhausted_reason(job: Job) -> str:
+    last = f"; last error: {job.error}" if job.error else "; the worker running the last attempt was lost"
+    return f"gave up after {job.attempts} of {job.max_attempts} attempts{last}"
+
+
+def fail_if_exhausted(session: Session, job: Job, now: datetime | None = None) -> bool:
+    """A queued/running job nobody holds and with no attempts left ends `failed` with the reason."""
+    now = now or utcnow()
+    live = job.lease_owner is not None and job.lease_expires_at is not None and job.lease_expires_at >= now
+    if job.status not in LEASABLE or live or job.attempts < job.max_attempts:
+        return False
+    try:
+        transition(session, job, "failed", error=exhausted_reason(job), data={"attempts": job.attempts})
+    except IllegalTransition:
+        return False
+    return True
+
+
+@dataclass
+class SweepReport:
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+
+
+def sweep(session_factory: Callable[[], Session], send: Callable[[str], None], *, grace_s: float,
+          now: datetime | None = None) -> SweepReport:
+    """Re-enqueue jobs nobody holds; end the ones that cannot run any more. Safe to run anywhere, any time.
+
+    `send(job_id)` enqueues `grin.pipeline.run_job`. A job is claimed before it is sent (its `updated_at` is
+    bumped with a compare-and-set), so concurrent sweeps on several workers send it once per grace period;
+    the lease makes any duplicate message a no-op anyway.
+    """
+    now = now or utcnow()
+    report = SweepReport()
+    stale = now - timedelta(seconds=grace_s)
+    with session_factory() as session:
+        candidates = session.scalars(
+            select(Job).where(
+                Job.status.in_((*LEASABLE, "cancelling")),
+                _no_live_lease(now),
+                or_(Job.status != "queued", Job.updated_at < stale),
+            ).order_by(Job.created_at)
+        ).all()
+        session.rollback()  # end the read transaction; each job below gets its own
+        for job in candidates:
+            job_id = str(job.id)
+            try:
+                if job.status == "cancelling" or (job.cancel_requested and job.status == "queued"):
+                    session.refresh(job)
+                    if job.status in ("cancelling", "queued") and not _live(job, now):
+                        transition(session, job, "cancelled", data={"by": "sweep"})
+                        session.commit()
+                        report.cancelled.append(job_id)
+                    continue
+                if job.attempts >= job.max_attempts:
+                    session.refresh(job)
+                    if fail_if_exhausted(session, job, now):
+                        session.commit()
+                        report.failed.append(job_id)
+                    continue
+                if job.updated_at >= stale:
+                    continue  # released a moment ago: its own retry message is on its way
+                claimed = session.execute(
+                    update(Job)
+                    .where(and_(Job.id == job.id, Job.updated_at == job.updated_at), _no_live_lease(now))
+                    .values(updated_at=now)
+                    .execution_options(synchronize_session=False)
+                ).rowcount  # type: ignore[attr-defined]
+                if not claimed:
+                    session.rollback()
+                    continue
+                session.refresh(job)
+                append_event(session, job, "requeued", {"by": "sweep", "attempts": job.attempts})
+                session.commit()
+                send(job_id)
+                report.requeued.append(job_id)
+            except Exception:
+                session.rollback()
+                logger.exception("sweep: job %s", job_id)
+    if report.requeued or report.failed or report.cancelled:
+        logger.info("sweep: requeued %s, failed %s, cancelled %s", report.requeued, report.failed, report.cancelled)
+    return report
+
+
+def _live(job: Job, now: datetime) -> bool:
+    return job.lease_owner is not None and job.lease_expires_at is not None and job.lease_expires_at >= now

@@ -1,0 +1,507 @@
+"""`grin.pipeline.run_job`: lease a job, run GRIN on it stage by stage, evaluate, store, promote.
+
+Stages: localize -> noise -> finetune (one resumable `grin_engine.unlearn` call whose out_dir is the job's
+work dir under `<data_dir>/work/<job id>/engine`), evaluate (before and after, results kept in the work
+dir), report (mask, checkpoint and report into the artifact store), then one transaction promotes the new
+model version and ends the job `succeeded`. A retried attempt finds the finished stages' outputs in the
+work dir and starts at the first unfinished one.
+
+This module imports neither torch nor the engine at import time: the worker's parent process imports it
+(Celery `include`) and must never initialise CUDA; the engine is imported inside the task, in the child.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.core.artifacts import ArtifactStore, store_from_settings
+from app.core.config import Settings, get_settings
+from app.core.db import open_session
+from app.jobs.state import IllegalTransition, append_event, transition
+from app.models import (
+    Dataset,
+    EvaluationResult,
+    Job,
+    JobInput,
+    Mask,
+    ModelVersion,
+    RegisteredModel,
+)
+from worker.celery_app import celery_app
+from worker.leases import RUN_JOB_TASK, acquire_lease, fail_if_exhausted, new_owner, release_lease, renew_lease
+
+logger = logging.getLogger("grin.worker.pipeline")
+
+# Share of the job's progress bar each stage ends at.
+PROGRESS = {"localize": 0.05, "noise": 0.1, "finetune": 0.75, "evaluate": 0.95, "report": 0.98}
+HOOK_ENV = "GRIN_PIPELINE_HOOK"  # "module:function" called at each stage and step (fault-injection tests)
+
+
+class JobCancelled(Exception):
+    """Raised inside the runner when the ledger says cancel (or the lease was lost)."""
+
+
+class PermanentJobError(Exception):
+    """A failure a retry cannot fix (missing inputs, bad config, changed files): the job fails at once."""
+
+
+def _load_hook() -> Callable[..., None] | None:
+    spec = os.environ.get(HOOK_ENV)
+    if not spec:
+        return None
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+class Heartbeat(threading.Thread):
+    """Renews the lease every lease_seconds/3 in its own session; flags `lost` when the lease is gone."""
+
+    def __init__(self, settings: Settings, job_id: uuid.UUID, owner: str) -> None:
+        super().__init__(name=f"lease-{job_id}", daemon=True)
+        self.settings, self.job_id, self.owner = settings, job_id, owner
+        self.interval = max(settings.lease_seconds / 3, 0.2)
+        self.stopping = threading.Event()
+        self.lost = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                with open_session(self.settings) as session:
+                    ok = renew_lease(session, self.job_id, self.owner, self.settings.lease_seconds)
+                    session.commit()
+                if not ok:
+                    logger.warning("job %s: lease lost", self.job_id)
+                    self.lost.set()
+                    return
+            except Exception:  # a database blip: try again next beat; the lease outlives a few misses
+                logger.exception("job %s: heartbeat failed", self.job_id)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=10)
+
+
+@dataclass
+class Inputs:
+    forget: list[Any]
+    retain: list[Any]
+    holdout: list[Any] | None
+
+
+class JobRunner:
+    """Runs one leased job to its end. Every ledger write is a short transaction of its own."""
+
+    def __init__(self, settings: Settings, job_id: uuid.UUID, owner: str, heartbeat: Heartbeat) -> None:
+        self.settings, self.job_id, self.owner, self.heartbeat = settings, job_id, owner, heartbeat
+        self.work = settings.data_dir / "work" / str(job_id)
+        self.store: ArtifactStore = store_from_settings(settings)
+        self.hook = _load_hook()
+        self._last_cancel_check = 0.0
+        self._cancel_seen = False
+        self.stage: str | None = None
+        self.kind = "qa"
+
+    # --- ledger helpers -----------------------------------------------------------------------
+    def session(self) -> Session:
+        return open_session(self.settings)
+
+    def _job(self, session: Session) -> Job:
+        return session.get_one(Job, self.job_id)
+
+    def check_cancel(self, force: bool = False) -> bool:
+        """Cheap query, at most every cancel_check_interval_s (or when forced, between stages)."""
+        if self.heartbeat.lost.is_set():
+            return True
+        now = time.monotonic()
+        if not self._cancel_seen and (force or now - self._last_cancel_check >= self.settings.cancel_check_interval_s):
+            self._last_cancel_check = now
+            with self.session() as session:
+                flag = session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id))
+                status = session.scalar(select(Job.status).where(Job.id == self.job_id))
+            self._cancel_seen = bool(flag) or status == "cancelling"
+        return self._cancel_seen
+
+    def raise_if_cancelled(self) -> None:
+        if self.check_cancel(force=True):
+            raise JobCancelled(f"cancel requested during {self.stage}")
+
+    def enter_stage(self, stage: str, message: str = "", **data: Any) -> None:
+        if self.hook:
+            self.hook(str(self.job_id), stage, None)
+        self.raise_if_cancelled()
+        self.stage = stage
+        start = {"localize": 0.0, "noise": PROGRESS["localize"], "finetune": PROGRESS["noise"],
+                 "evaluate": PROGRESS["finetune"], "report": PROGRESS["evaluate"]}[stage]
+        with self.session() as session:
+            job = self._job(session)
+            transition(session, job, "running", stage=stage, progress=round(max(start, job.progress or 0.0), 4),
+                       data={"message": message, **data} if message or data else None)
+            session.commit()
+
+    # --- engine callbacks ---------------------------------------------------------------------
+    def on_event(self, event: Any) -> None:
+        if event.type == "stage" and event.stage in ("localize", "noise", "finetune"):
+            if event.stage != self.stage:
+                self.enter_stage(event.stage, event.message)
+            return
+        if event.type == "step" and event.step is not None:
+            if self.hook:
+                self.hook(str(self.job_id), "finetune", event.step)
+            every = max(self.settings.event_every_steps, 1)
+            if event.step % every == 0 or event.step == event.total_steps:
+                total = max(event.total_steps or 1, 1)
+                lo, hi = PROGRESS["noise"], PROGRESS["finetune"]
+                progress = round(lo + (hi - lo) * min(event.step / total, 1.0), 4)
+                with self.session() as session:
+                    job = self._job(session)
+                    job.progress = progress
+                    append_event(session, job, "progress", {"step": event.step, "total_steps": event.total_steps,
+                                                            "losses": event.losses, "progress": progress},
+                                 stage="finetune")
+                    session.commit()
+            return
+        if event.type == "info" and event.message:
+            with self.session() as session:
+                append_event(session, self._job(session), "info", {"message": event.message},
+                             stage=self.stage)  # type: ignore[arg-type]
+                session.commit()
+
+    def should_stop(self) -> bool:
+        return self.check_cancel()
+
+    # --- stages -------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        with self.session() as session:
+            job = self._job(session)
+            attempt = job.attempts
+            first = job.status == "queued"
+            transition(session, job, "running", data={"attempt": attempt, "worker": self.owner,
+                                                      "resumed": not first})
+            session.commit()
+            self.kind = job.kind
+        self.raise_if_cancelled()
+        inputs = self.load_inputs()
+        base_dir, base_version_id = self.base_model_dir()
+        result = self.unlearn_stage(base_dir, inputs)
+        before, after, verdict, eval_note = self.evaluate_stage(base_dir, result, inputs)
+        self.enter_stage("report")
+        stored = self.report_stage(result)
+        self.raise_if_cancelled()
+        return self.promote(base_version_id, result, stored, before, after, verdict, eval_note)
+
+    def load_inputs(self) -> Inputs:
+        """The raw records, from job_inputs (forget/holdout) and the retain dataset (artifact store)."""
+        from grin_engine.records import parse_row
+
+        with self.session() as session:
+            job = self._job(session)
+            row = session.get(JobInput, self.job_id)
+            if row is None:
+                raise PermanentJobError("the job's forget data is gone (job_inputs row missing)")
+            forget_raw, holdout_raw = list(row.forget), list(row.holdout) if row.holdout else None
+            dataset = session.get(Dataset, job.retain_dataset_id) if job.retain_dataset_id else None
+
+        def parse(rows: list[Any]) -> list[Any]:
+            out: list[Any] = []
+            for r in rows:
+                out.extend(parse_row(r, self.kind))  # type: ignore[arg-type]
+            return out
+
+        retain_raw: list[Any] = []
+        if dataset is not None:
+            data = self.store.read_bytes(dataset.artifact_key)
+            retain_raw = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+        # The work dir keeps a copy of the raw data for the attempt (deleted at every end of the job).
+        inputs_dir = self.work / "inputs"
+        inputs_dir.mkdir(parents=True, exist_ok=True)
+        (inputs_dir / "forget.jsonl").write_text("".join(json.dumps(r) + "\n" for r in forget_raw))
+        if holdout_raw:
+            (inputs_dir / "holdout.jsonl").write_text("".join(json.dumps(r) + "\n" for r in holdout_raw))
+        try:
+            return Inputs(parse(forget_raw), parse(retain_raw), parse(holdout_raw) if holdout_raw else None)
+        except Exception as exc:
+            raise PermanentJobError(f"invalid records: {exc}") from exc
+
+    def base_model_dir(self) -> tuple[Path, uuid.UUID]:
+        """The base version's files: the registered directory (v1, verified against its hashes) or a
+        copy materialised from the artifact store into the work dir."""
+        from grin_engine.modeling import hash_directory
+
+        with self.session() as session:
+            job = self._job(session)
+            version = session.get_one(ModelVersion, job.base_version_id)
+            files, location, version_id = dict(version.files), version.location, version.id
+            if version.weights_deleted_at is not None:
+                raise PermanentJobError(f"the weights of base version {version.number} were deleted")
+        path = Path(location)
+        if path.is_absolute() and path.is_dir():
+            actual = hash_directory(path)
+            changed = sorted(rel for rel, digest in files.items() if actual.get(rel) != digest)
+            if changed:
+                raise PermanentJobError(f"registered model files changed since registration: {', '.join(changed)}")
+            return path, version_id
+        target = self.work / "base"
+        if target.is_dir() and hash_directory(target) == files:
+            return target, version_id
+        return self.store.materialize_dir(files, target), version_id
+
+    def unlearn_stage(self, base_dir: Path, inputs: Inputs) -> Any:
+        from grin_engine import unlearn
+        from grin_engine.config import UnlearnConfig
+
+        with self.session() as session:
+            method = dict(self._job(session).method or {})
+        try:
+            config = UnlearnConfig.model_validate(method)
+        except Exception as exc:
+            raise PermanentJobError(f"invalid method: {exc}") from exc
+        return unlearn(base_dir, inputs.forget, inputs.retain, config, self.work / "engine", holdout=inputs.holdout,
+                       on_event=self.on_event, should_stop=self.should_stop)
+
+    def evaluate_stage(self, base_dir: Path, result: Any, inputs: Inputs) -> tuple[Any, Any, Any, str]:
+        """Before/after reports with V's `evaluate` on a cheap config for the job kind, cached in the work dir."""
+        from grin_engine.evaluation import EvaluationReport, VerdictPolicy, compare_reports, evaluate
+
+        self.enter_stage("evaluate")
+        with self.session() as session:
+            policy_raw = self._job(session).evaluation
+        policy = VerdictPolicy.model_validate(policy_raw) if policy_raw else VerdictPolicy()
+        config, splits, note = eval_plan(self.kind, policy, inputs)
+        if config is None:
+            return None, None, None, note
+        reports: dict[str, Any] = {}
+        folder = self.work / "evaluate"
+        folder.mkdir(parents=True, exist_ok=True)
+        for phase, model_dir in (("before", base_dir), ("after", Path(result.model_dir))):
+            path = folder / f"{phase}.json"
+            if path.is_file():
+                reports[phase] = EvaluationReport.model_validate_json(path.read_text())
+                continue
+            if self.hook:
+                self.hook(str(self.job_id), "evaluate", None)
+            self.raise_if_cancelled()
+            report = evaluate(model_dir, splits, config)
+            report = report.model_copy(update={"model": phase})  # never a local path in the ledger
+            _atomic_write(path, report.model_dump_json())
+            reports[phase] = report
+        verdict = compare_reports(reports["before"], reports["after"], policy)
+        return reports["before"], reports["after"], verdict, note
+
+    def report_stage(self, result: Any) -> dict[str, Any]:
+        """Mask, checkpoint and the summary report into the artifact store (idempotent: content-addressed)."""
+        mask = self.store.put_file(result.mask_path, "application/vnd.grin.mask+safetensors")
+        checkpoint = self.store.put_dir(result.model_dir)
+        if checkpoint.files != dict(result.model_files):
+            raise RuntimeError("checkpoint hashes differ from the engine's: the work dir was modified")
+        return {"mask": mask, "checkpoint": checkpoint}
+
+    def promote(self, base_version_id: uuid.UUID, result: Any, stored: dict[str, Any], before: Any, after: Any,
+                verdict: Any, eval_note: str) -> dict[str, Any]:
+        """One transaction: the version, the model's current pointer, the records and `succeeded`."""
+        mask, checkpoint = stored["mask"], stored["checkpoint"]
+        with self.session() as session:
+            job = session.scalars(select(Job).where(Job.id == self.job_id).with_for_update()).one()
+            if job.lease_owner != self.owner or job.status != "running" or job.result_version_id is not None:
+                raise JobCancelled("lease lost before promotion")
+            if job.cancel_requested:
+                raise JobCancelled("cancel requested before promotion")
+            model = session.scalars(
+                select(RegisteredModel).where(RegisteredModel.id == job.model_id).with_for_update()).one()
+            number = (session.scalar(select(func.max(ModelVersion.number)).where(ModelVersion.model_id == model.id))
+                      or 0) + 1
+            version = ModelVersion(model_id=model.id, number=number, parent_id=base_version_id, job_id=job.id,
+                                   location=checkpoint.key, files=checkpoint.files, total_bytes=checkpoint.total_bytes)
+            session.add(version)
+            self.store.record(session, mask, *checkpoint.artifacts)
+            session.add(Mask(job_id=job.id, artifact_key=mask.key, sha256=result.mask_sha256,
+                             summary=result.mask_summary))
+            verdict_json = verdict.model_dump(mode="json") if verdict is not None else None
+            for phase, report in (("before", before), ("after", after)):
+                if report is None:
+                    continue
+                session.add(EvaluationResult(job_id=job.id, phase=phase, report=report.model_dump(mode="json"),
+                                             verdict=verdict_json if phase == "after" else None))
+            superseded = model.current_version_id not in (None, base_version_id)
+            session.flush()
+            model.current_version_id = version.id
+            job.result_version_id = version.id
+            job.metrics = {
+                "forget_prob_before": result.forget_prob_before, "forget_prob_after": result.forget_prob_after,
+                "retain_prob_before": result.retain_prob_before, "retain_prob_after": result.retain_prob_after,
+                "steps": result.steps, "stop_reason": result.stop_reason, "timings_s": result.timings,
+                "resumed_stages": result.resumed_stages, "mask": {k: result.mask_summary.get(k) for k in
+                                                                  ("method", "k", "selected", "eligible", "density")},
+                "verdict": {"passed": verdict.passed, "reason": verdict.reason} if verdict is not None else None,
+                "evaluation_note": eval_note, "attempts": job.attempts,
+                "base_superseded": superseded,
+            }
+            transition(session, job, "succeeded", data={"version": number, "result_version_id": str(version.id)})
+            session.commit()
+        return {"status": "succeeded", "version": number}
+
+
+def eval_plan(kind: str, policy: Any, inputs: Inputs) -> tuple[Any | None, Any | None, str]:
+    """A cheap EvalConfig and the splits for the job kind: the metrics the policy reads, on few items."""
+    from grin_engine.evaluation import EvalConfig, EvalSplits, metric_names
+
+    known = set(metric_names())
+    if kind == "harmful":
+        splits = EvalSplits(harmful=list(inputs.forget))
+        note = "harmful_rate on the forget prompts"
+        return EvalConfig(suite="harmful", max_items=32, max_new_tokens=32), splits, note
+    if kind != "qa":
+        # No evaluation suite applies to free text; the engine's answer probabilities stand in (job metrics).
+        return None, None, "text job: no evaluation suite applies; see the forget/retain probabilities in metrics"
+    wanted = {"probability"}
+    for criterion in policy.criteria:
+        for key in criterion.keys:
+            name = key.rsplit("/", 1)[-1]
+            if key.startswith("quantization"):
+                name = "quantization"
+            elif name.startswith("privleak_"):
+                name = "mia_" + name.removeprefix("privleak_")
+            if name in known:
+                wanted.add(name)
+    if "quantization" in wanted:
+        wanted.discard("quantization")  # a probe: costly; opt in through a policy with missing_fails
+    splits = EvalSplits(forget=list(inputs.forget), retain=list(inputs.retain) or None, holdout=inputs.holdout)
+    config = EvalConfig(suite="tofu", metrics=sorted(wanted), max_items=32, max_new_tokens=32, batch_size=16,
+                        generation_batch_size=16)
+    return config, splits, f"cheap evaluation: {', '.join(sorted(wanted))} on at most 32 items per split"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _free_accelerator_memory() -> None:
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def _permanent(exc: BaseException) -> bool:
+    if isinstance(exc, PermanentJobError | SoftTimeLimitExceeded):
+        return True
+    errors = sys.modules.get("grin_engine.errors")
+    return errors is not None and isinstance(exc, errors.EngineError)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return "time limit exceeded"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _end_cancelled(settings: Settings, job_id: uuid.UUID, owner: str, work: Path, reason: str) -> dict[str, Any]:
+    with open_session(settings) as session:
+        job = session.get_one(Job, job_id)
+        if job.lease_owner != owner:
+            return {"status": "lease_lost"}  # someone else runs it now; touch nothing
+        try:
+            transition(session, job, "cancelled", data={"reason": reason})
+            session.commit()
+        except IllegalTransition:
+            session.rollback()
+            return {"status": job.status}
+    shutil.rmtree(work, ignore_errors=True)
+    return {"status": "cancelled"}
+
+
+def _end_failed_or_retry(settings: Settings, job_id: uuid.UUID, owner: str, work: Path,
+                         exc: BaseException) -> dict[str, Any]:
+    reason = _describe(exc)
+    with open_session(settings) as session:
+        job = session.get_one(Job, job_id)
+        if job.lease_owner != owner:
+            return {"status": "lease_lost"}
+        if job.status == "cancelling" or job.cancel_requested:
+            session.rollback()
+            return _end_cancelled(settings, job_id, owner, work, f"cancelled (while failing: {reason})")
+        permanent = _permanent(exc)
+        if permanent or job.attempts >= job.max_attempts:
+            error = reason if permanent else f"attempt {job.attempts} of {job.max_attempts} failed: {reason}"
+            try:
+                transition(session, job, "failed", error=error, data={"attempts": job.attempts})
+                session.commit()
+            except IllegalTransition:
+                session.rollback()
+                return {"status": job.status}
+            shutil.rmtree(work, ignore_errors=True)
+            return {"status": "failed", "error": error}
+        append_event(session, job, "attempt_failed", {"attempt": job.attempts, "error": reason})
+        release_lease(session, job_id, owner, error=f"attempt {job.attempts} failed: {reason}")
+        session.commit()
+    # Retry right away; if this message is lost the sweep sends another.
+    celery_app.send_task(RUN_JOB_TASK, args=[str(job_id)])
+    return {"status": "retrying", "error": reason}
+
+
+def run_job_now(job_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    """The task body, callable without Celery (tests, debugging)."""
+    settings = settings or get_settings()
+    jid = uuid.UUID(job_id)
+    owner = new_owner()
+    with open_session(settings) as session:
+        if not acquire_lease(session, jid, owner, settings.lease_seconds):
+            session.rollback()
+            job = session.get(Job, jid)
+            if job is not None and fail_if_exhausted(session, job):
+                session.commit()
+                logger.warning("job %s: out of attempts, failed", job_id)
+                return {"status": "failed"}
+            logger.info("job %s: not leasable (status %s, lease %s): duplicate or late delivery, skipped",
+                        job_id, job.status if job else "missing", job.lease_owner if job else None)
+            return {"status": "skipped"}
+        session.commit()
+    heartbeat = Heartbeat(settings, jid, owner)
+    heartbeat.start()
+    runner = JobRunner(settings, jid, owner, heartbeat)
+    started = time.perf_counter()
+    try:
+        try:
+            outcome = runner.run()
+            shutil.rmtree(runner.work, ignore_errors=True)
+        except JobCancelled as exc:
+            outcome = _end_cancelled(settings, jid, owner, runner.work, str(exc))
+        except BaseException as exc:
+            errors = sys.modules.get("grin_engine.errors")
+            if errors is not None and isinstance(exc, errors.Cancelled):
+                outcome = _end_cancelled(settings, jid, owner, runner.work, str(exc))
+            elif isinstance(exc, Exception | SoftTimeLimitExceeded):
+                logger.exception("job %s failed in stage %s", job_id, runner.stage)
+                outcome = _end_failed_or_retry(settings, jid, owner, runner.work, exc)
+            else:
+                raise
+    finally:
+        heartbeat.stop()
+        _free_accelerator_memory()
+    outcome["seconds"] = round(time.perf_counter() - started, 2)
+    logger.info("job %s: %s", job_id, outcome)
+    return outcome
+
+
+@celery_app.task(name=RUN_JOB_TASK)
+def run_job(job_id: str) -> dict[str, Any]:
+    return run_job_now(job_id)
