@@ -170,22 +170,23 @@ def unlearn_cmd(
     )  # fmt: skip
     top = {"seed": seed, "device": device}
     cfg = cfg.model_copy(update={k_: v for k_, v in top.items() if v is not None})
-    bar = tqdm(total=cfg.finetune.steps, desc="unlearn", unit="step", file=sys.stderr)
+    bars: list[Any] = []  # created at the fine-tune stage, so early errors stay a single stderr line
 
     def on_event(ev: EngineEvent) -> None:
-        if ev.type == "step":
-            bar.set_postfix({k_: f"{v:.3f}" for k_, v in ev.losses.items()}, refresh=False)
-            bar.update(1)
-        elif ev.type == "stage":
-            bar.set_description(ev.stage)
-        elif ev.message:
-            bar.write(f"[{ev.stage}] {ev.message}", file=sys.stderr)
+        if ev.type == "stage" and ev.stage == "finetune":
+            bars.append(tqdm(total=ev.total_steps, initial=ev.step or 0, desc="finetune", unit="step", file=sys.stderr))
+        elif ev.type == "step" and bars:
+            bars[0].set_postfix({k_: f"{v:.3f}" for k_, v in ev.losses.items()}, refresh=False)
+            bars[0].update(1)
+        elif ev.type == "info":
+            tqdm.write(f"[{ev.stage}] {ev.message}", file=sys.stderr)
 
     res = unlearn(
         model_dir, _records(forget, kind), _records(retain, kind), cfg, out,
         holdout=_records(holdout, kind) or None, on_event=on_event, mask=mask,
     )  # fmt: skip
-    bar.close()
+    for bar in bars:
+        bar.close()
     typer.echo(res.model_dump_json(indent=2, exclude={"curves"}))
 
 
