@@ -31,16 +31,19 @@ def test_build_localize_unlearn_and_errors(tiny_qa, tmp_path, capsys):
 
     mask = tmp_path / "mask.safetensors"
     code, out, _ = run(["localize", str(tiny_qa.model_dir), "--forget", str(forget), "--retain", str(retain),
-                        "--out", str(mask), "--k", "0.01", "--device", "cpu"], capsys)  # fmt: skip
+                        "--out", str(mask), "--k", "0.01", "--device", "cpu"],
+                       capsys)  # fmt: skip
     assert code == 0 and json.loads(out)["selected"] > 0
 
     code, out, _ = run(["unlearn", str(tiny_qa.model_dir), "--forget", str(forget), "--retain", str(retain),
-                        "--out", str(tmp_path / "u"), "--mask", str(mask), "--steps", "2", "--device", "cpu"], capsys)  # fmt: skip
+                        "--out", str(tmp_path / "u"), "--mask", str(mask), "--steps", "2", "--device", "cpu"],
+                       capsys)  # fmt: skip
     assert code == 0 and json.loads(out)["steps"] == 2
 
     # A mask from another model: one line, exit 2.
     code, _, err = run(["unlearn", str(tmp_path / "m"), "--forget", str(forget), "--retain", str(retain),
-                        "--out", str(tmp_path / "u2"), "--mask", str(mask), "--steps", "1", "--device", "cpu"], capsys)  # fmt: skip
+                        "--out", str(tmp_path / "u2"), "--mask", str(mask), "--steps", "1", "--device", "cpu"],
+                       capsys)  # fmt: skip
     assert code == 2 and last_line_error(err) and "mask does not fit" in err
 
     bad = tmp_path / "bad.jsonl"
