@@ -13,6 +13,9 @@ from sqlalchemy.engine import make_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Tiny trained models shared by the engine, evaluation, worker and service tests.
+pytest_plugins = ["tests.model_fixtures"]
+
 # Tests never read a developer's .env or ~/.grin data; every service setting is given explicitly.
 os.environ.setdefault("GRIN_DATA_DIR", str(REPO_ROOT / ".grin" / "pytest-default"))
 
