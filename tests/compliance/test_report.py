@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from app.compliance import signing
+from app.compliance.issue import issue_report
 from app.compliance.report_html import render_report_html
 from app.compliance.report_schema import LIMITATIONS, AuditReport, report_json_bytes
 from tests.compliance.sample_report import sample_report
@@ -118,3 +119,30 @@ def test_report_and_checkpoint_are_signed_and_verified_end_to_end(tmp_path: Path
     (out / "report.html").write_text(render_report_html(report))
     result = signing.verify_envelope((out / "report.dsse.json").read_bytes(), key.public_key(), artifacts_dir=out)
     assert result.subjects_checked == ["report.json", "model/config.json", "model/model.safetensors"]
+
+
+def test_issue_report_signs_json_and_checkpoint_and_grin_verify_report_accepts_it(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from app.compliance.cli import compliance_cli
+    from app.compliance.settings import ComplianceSettings
+    from app.core.config import Settings
+
+    settings = Settings(data_dir=tmp_path / "data")
+    key = signing.load_signing_key(settings, ComplianceSettings())  # embedded: generated on first use
+    out = tmp_path / "job"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "model.safetensors").write_bytes(b"\x01" * 256)
+    issued = issue_report(sample_report(), signing.hash_tree(out / "model"), key=key, audit_head="ab" * 32)
+    (out / "report.json").write_bytes(issued.report_json)
+    (out / "report.dsse.json").write_bytes(issued.envelope)
+    (tmp_path / "key.pem").write_text(signing.public_key_pem(settings, ComplianceSettings()))
+    assert issued.audit_data()["report_sha256"] == signing.sha256_file(out / "report.json")
+    assert "PASSED" in issued.html
+    result = CliRunner().invoke(compliance_cli, ["verify-report", str(out / "report.dsse.json"), "--artifacts",
+                                                 str(out), "--public-key", str(tmp_path / "key.pem")])
+    assert result.exit_code == 0, result.output
+    assert "OK: job 5f0c1f2e-0000-4000-8000-000000000001" in result.output
+    statement = json.loads(base64.b64decode(json.loads(issued.envelope)["payload"]))
+    assert statement["predicate"]["audit_log_head"] == "ab" * 32
+    assert statement["predicate"]["verdict_passed"] is True
