@@ -112,7 +112,7 @@ class JobRunner:
         self.settings, self.job_id, self.owner, self.heartbeat = settings, job_id, owner, heartbeat
         self.work = settings.data_dir / "work" / str(job_id)
         self.store: ArtifactStore = store_from_settings(settings)
-        self.hook = _load_hook()
+        self.hook: Callable[..., None] | None = None
         self._last_cancel_check = 0.0
         self._cancel_seen = False
         self.stage: str | None = None
@@ -188,6 +188,7 @@ class JobRunner:
 
     # --- stages -------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        self.hook = _load_hook()
         with self.session() as session:
             job = self._job(session)
             attempt = job.attempts
