@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import secrets
 import socket
 import time
@@ -29,7 +30,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from app.compliance.settings import ComplianceSettings, get_compliance_settings
@@ -48,6 +49,7 @@ SECRET_PREFIX = "whsec_"
 DELIVER_TASK = "grin.webhooks.deliver"
 MAX_ENDPOINTS_PER_TENANT = 20
 USER_AGENT = "grin-webhooks/1"
+logger = logging.getLogger("grin.webhooks")
 
 
 class WebhookUrlError(ValueError):
@@ -224,6 +226,25 @@ def dispatch(delivery_ids: Iterable[uuid.UUID], celery: Any | None = None, queue
         queue = get_settings().cpu_queue
     for delivery_id in delivery_ids:
         celery.send_task(DELIVER_TASK, args=[str(delivery_id)], queue=queue)
+
+
+def dispatch_after_commit(session: Session, delivery_ids: Sequence[uuid.UUID], celery: Any | None = None,
+                          queue: str | None = None) -> None:
+    """Send the tasks once the session's transaction commits (nothing is sent if it rolls back). A broker
+    error then is logged, not raised: the rows stay pending and `due_deliveries` finds them."""
+    if not delivery_ids:
+        return
+    ids = list(delivery_ids)
+
+    def _send(_session: Session) -> None:
+        try:
+            dispatch(ids, celery, queue)
+        except Exception:
+            logger.exception("could not enqueue %d webhook deliveries; they stay pending", len(ids))
+
+    event.listen(session, "after_commit", _send, once=True)
+    event.listen(session, "after_rollback", lambda _s: event.remove(session, "after_commit", _send)
+                 if event.contains(session, "after_commit", _send) else None, once=True)
 
 
 # --- delivery ------------------------------------------------------------------------------------------------

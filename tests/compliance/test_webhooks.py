@@ -205,3 +205,29 @@ def test_real_worker_delivers_signed_events_with_backoff(fresh_postgres_database
     finally:
         receiver.server.shutdown()
         engine.dispose()
+
+
+def test_dispatch_after_commit_sends_only_committed_deliveries(make_session: sessionmaker[Session]) -> None:
+    class FakeCelery:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, list[str], str]] = []
+
+        def send_task(self, name: str, args: list[str], queue: str) -> None:
+            self.sent.append((name, args, queue))
+
+    celery = FakeCelery()
+    settings = ComplianceSettings(webhook_allow_private_targets=True)
+    with make_session() as session:
+        tenant = auth.create_tenant(session, "acme")
+        webhooks.create_endpoint(session, tenant.id, "http://127.0.0.1:9/hook", settings=settings)
+        session.commit()
+        ids = webhooks.enqueue_event(session, tenant.id, webhooks.EVENT_CANCELLED, {"job_id": "j"})
+        webhooks.dispatch_after_commit(session, ids, celery, "cpu-x")
+        session.rollback()  # rolled back: nothing sent, and the hook is gone
+        session.commit()
+        assert celery.sent == []
+        ids = webhooks.enqueue_event(session, tenant.id, webhooks.EVENT_CANCELLED, {"job_id": "j"})
+        webhooks.dispatch_after_commit(session, ids, celery, "cpu-x")
+        assert celery.sent == []
+        session.commit()
+    assert celery.sent == [(webhooks.DELIVER_TASK, [str(ids[0])], "cpu-x")]
