@@ -60,7 +60,8 @@ def install_openapi(app: FastAPI, extra_models: list[type[BaseModel]]) -> None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description,
                              routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in [ProblemDetails, *extra_models]:
+        models: list[type[BaseModel]] = [ProblemDetails, *extra_models]
+        for model in models:
             model_schema = model.model_json_schema(ref_template=REF_TEMPLATE)
             components.update(model_schema.pop("$defs", {}))
             components[model.__name__] = model_schema

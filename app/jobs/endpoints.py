@@ -77,7 +77,7 @@ async def _read_unlearn_request(request: Request, settings: Settings) -> Unlearn
     """The request as JSON, or as multipart with the records in JSON Lines parts; both give the same object."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        async with request.form(max_files=2, max_fields=1, max_part_size=settings.max_request_bytes) as form:
+        async with request.form(max_files=3, max_fields=3, max_part_size=settings.max_request_bytes) as form:
             request_part = form.get("request")
             if request_part is None:
                 raise _invalid_body([{"loc": ("request",), "msg": "Field required", "type": "missing"}])
@@ -106,7 +106,7 @@ async def _read_unlearn_request(request: Request, settings: Settings) -> Unlearn
     try:
         parsed = UnlearnRequest.model_validate(document)
     except ValidationError as exc:
-        raise _invalid_body(list(exc.errors(include_url=False, include_input=False))) from None
+        raise _invalid_body([dict(e) for e in exc.errors(include_url=False, include_input=False)]) from None
     if not parsed.forget:
         raise _invalid_body([{"loc": ("forget",), "msg": "at least one record to forget is required",
                               "type": "too_short"}])
@@ -126,8 +126,9 @@ async def submit_unlearning(
         "while the first is still running: 409"))] = None,
 ) -> JSONResponse:
     unlearn = await _read_unlearn_request(request, settings)
-    forget = service.check_records(unlearn.forget, unlearn.kind, "forget", settings)
-    holdout = (service.check_records(unlearn.holdout, unlearn.kind, "holdout", settings)
+    # Validating and hashing up to max_records_per_job records is CPU work: keep it off the event loop.
+    forget = await run_in_threadpool(service.check_records, unlearn.forget, unlearn.kind, "forget", settings)
+    holdout = (await run_in_threadpool(service.check_records, unlearn.holdout, unlearn.kind, "holdout", settings)
                if unlearn.holdout is not None else None)
     digest = service.request_digest(unlearn)
     if idempotency_key is not None:
