@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import typer
 
+from app.compliance.cli import compliance_cli
+
 cli = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="GRIN unlearning service.")
 
@@ -42,6 +44,7 @@ keys_cli = typer.Typer(no_args_is_help=True, help="API keys (shown once at creat
 admin.add_typer(tenants_cli, name="tenants")
 admin.add_typer(keys_cli, name="keys")
 cli.add_typer(admin, name="admin")
+cli.add_typer(compliance_cli)
 
 
 def _ledger_session():  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.auth.endpoints import router as auth_router
+from app.compliance.endpoints import signing_router, webhooks_router
 from app.core.config import get_settings
 from app.core.db import migrate
 from app.core.limits import RequestSizeLimitMiddleware
@@ -43,6 +44,8 @@ def create_app() -> FastAPI:
     app.include_router(registry_router)
     app.include_router(datasets_router)
     app.include_router(jobs_router)
+    app.include_router(webhooks_router)
+    app.include_router(signing_router)
     install_openapi(app, extra_models=[UnlearnRequest])
     return app
 
