@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from app.compliance.cli import compliance_cli
+from grin_client.cli import datasets_cli, jobs_cli, models_cli
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="GRIN unlearning service.")
@@ -45,6 +46,10 @@ admin.add_typer(tenants_cli, name="tenants")
 admin.add_typer(keys_cli, name="keys")
 cli.add_typer(admin, name="admin")
 cli.add_typer(compliance_cli)
+# The HTTP-side operator commands: `grin models|datasets|jobs ...` (grin_client/cli.py).
+cli.add_typer(models_cli, name="models")
+cli.add_typer(datasets_cli, name="datasets")
+cli.add_typer(jobs_cli, name="jobs")
 
 
 def _ledger_session():  # type: ignore[no-untyped-def]
