@@ -6,11 +6,13 @@ import base64
 import hashlib
 import json
 import uuid
+from datetime import timedelta
 
 import redis
 from sqlalchemy import select
 
 from app.models import ForgetRecordHash, IdempotencyKey, Job, JobInput
+from app.models.base import utcnow
 from tests.service.conftest import QA, Api, assert_problem
 
 
@@ -176,6 +178,12 @@ def test_idempotency_replays_refuses_other_bodies_and_in_flight_keys(api: Api) -
                                    status="in_flight"))
         session.commit()
     assert_problem(api.unlearn({**headers, "Idempotency-Key": "req-2"}, model["id"]), 409, "still being processed")
+    with api.session() as session:  # a request that died between its two transactions: its key is taken over
+        abandoned = session.scalars(select(IdempotencyKey).where(IdempotencyKey.key == "req-2")).one()
+        abandoned.created_at = utcnow() - timedelta(minutes=11)
+        session.commit()
+    assert api.unlearn({**headers, "Idempotency-Key": "req-2"}, model["id"]).status_code == 202
+    assert_problem(api.unlearn({**headers, "Idempotency-Key": "k" * 201}, model["id"]), 422)
 
     # A refused request does not pin its key: fixed and resent with the same key, it goes through.
     missing = api.unlearn({**headers, "Idempotency-Key": "req-3"}, str(uuid.uuid4()))
