@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -110,12 +112,13 @@ class SweepReport:
 
 
 def sweep(session_factory: Callable[[], Session], send: Callable[[str], None], *, grace_s: float,
-          now: datetime | None = None) -> SweepReport:
+          work_root: Path | None = None, now: datetime | None = None) -> SweepReport:
     """Re-enqueue jobs nobody holds; end the ones that cannot run any more. Safe to run anywhere, any time.
 
     `send(job_id)` enqueues `grin.pipeline.run_job`. A job is claimed before it is sent (its `updated_at` is
     bumped with a compare-and-set), so concurrent sweeps on several workers send it once per grace period;
-    the lease makes any duplicate message a no-op anyway.
+    the lease makes any duplicate message a no-op anyway. A job it ends loses its work dir under
+    `work_root` (the copy of its raw data included) as well as its `job_inputs` row.
     """
     now = now or utcnow()
     report = SweepReport()
@@ -138,12 +141,14 @@ def sweep(session_factory: Callable[[], Session], send: Callable[[str], None], *
                         transition(session, job, "cancelled", data={"by": "sweep"})
                         session.commit()
                         report.cancelled.append(job_id)
+                        _remove_work(work_root, job_id)
                     continue
                 if job.attempts >= job.max_attempts:
                     session.refresh(job)
                     if fail_if_exhausted(session, job, now):
                         session.commit()
                         report.failed.append(job_id)
+                        _remove_work(work_root, job_id)
                     continue
                 if job.updated_at >= stale:
                     continue  # released a moment ago: its own retry message is on its way
@@ -167,6 +172,11 @@ def sweep(session_factory: Callable[[], Session], send: Callable[[str], None], *
     if report.requeued or report.failed or report.cancelled:
         logger.info("sweep: requeued %s, failed %s, cancelled %s", report.requeued, report.failed, report.cancelled)
     return report
+
+
+def _remove_work(work_root: Path | None, job_id: str) -> None:
+    if work_root is not None:
+        shutil.rmtree(work_root / job_id, ignore_errors=True)
 
 
 def _live(job: Job, now: datetime) -> bool:

@@ -50,3 +50,83 @@ def test_job_runs_to_a_new_version(stack_name: str, request: pytest.FixtureReque
     # A second job starts from the version the first produced.
     second = stack.wait(stack.submit(), timeout=120)
     _assert_promoted(stack, second, job["result_version_id"])
+
+
+def _assert_not_promoted(stack: Stack, job: dict) -> None:
+    assert job["result_version_id"] is None
+    with stack.ledger() as session:
+        assert session.get(JobInput, uuid.UUID(job["id"])) is None
+        assert session.scalars(select(ModelVersion).where(ModelVersion.job_id == uuid.UUID(job["id"]))).all() == []
+    assert not stack.work_dir(job["id"]).exists()
+
+
+def test_redelivered_message_runs_once(pg_stack: Stack) -> None:
+    from worker.celery_app import create_celery
+
+    job_id = pg_stack.submit()
+    client = create_celery(pg_stack.settings)
+    for _ in range(2):  # the same message again while the first delivery runs, and once more later
+        client.send_task("grin.pipeline.run_job", args=[job_id], ignore_result=True)
+    job = pg_stack.wait(job_id, timeout=120)
+    assert job["status"] == "succeeded" and job["attempts"] == 1
+    starts = [e for e in pg_stack.events(job_id) if e["type"] == "status" and e["data"].get("from") == "queued"]
+    assert len(starts) == 1
+    with pg_stack.ledger() as session:
+        assert len(session.scalars(select(ModelVersion).where(ModelVersion.job_id == uuid.UUID(job_id))).all()) == 1
+
+
+@pytest.mark.parametrize("stage", ["localize", "noise", "finetune:3", "evaluate"])
+def test_cancel_during_each_stage(pg_stack: Stack, stage: str) -> None:
+    with pg_stack.client() as c:
+        current = c.get(f"/v1/models/{pg_stack.model_id}").json()["current_version_id"]
+    job_id = pg_stack.submit(metadata={"pause_at": stage})
+    name = stage.split(":")[0]
+    pg_stack.wait_marker(job_id, name)
+    assert pg_stack.job(job_id)["stage"] == name
+    with pg_stack.client() as c:
+        assert c.post(f"/v1/jobs/{job_id}/cancel").status_code in (200, 202)
+    job = pg_stack.wait(job_id, timeout=60)
+    assert job["status"] == "cancelled", job
+    _assert_not_promoted(pg_stack, job)
+    with pg_stack.client() as c:
+        assert c.get(f"/v1/models/{pg_stack.model_id}").json()["current_version_id"] == current
+
+
+def test_attempt_limit_ends_failed_with_reason(pg_stack: Stack) -> None:
+    job_id = pg_stack.submit(metadata={"crash_at": "noise", "on_attempts": [1, 2, 3]})
+    job = pg_stack.wait(job_id, timeout=120)
+    assert job["status"] == "failed", job
+    assert job["attempts"] == 3
+    assert job["error"] == "attempt 3 of 3 failed: RuntimeError: injected crash"
+    _assert_not_promoted(pg_stack, job)
+    failures = [e for e in pg_stack.events(job_id) if e["type"] == "attempt_failed"]
+    assert [e["data"]["attempt"] for e in failures] == [1, 2]
+
+
+def test_killed_worker_job_resumes_via_sweep(embedded_stack: Stack) -> None:
+    stack = embedded_stack
+    method = {"preset": "grin", "config": {"device": "cpu", "localize": {"k": 0.05, "batch_size": 8},
+                                           "finetune": {"steps": 8, "batch_size": 4, "max_length": 96,
+                                                        "checkpoint_every": 2}}}
+    job_id = stack.submit(metadata={"pause_at": "finetune:5"}, method=method)
+    stack.wait_marker(job_id, "finetune")
+    assert (stack.work_dir(job_id) / "engine" / "mask.safetensors").is_file()
+    stack.kill_worker()  # no ack, no cleanup, the lease is left to expire
+    stack.start_worker()
+    job = stack.wait(job_id, timeout=120)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 2
+    assert "localize" in job["metrics"]["resumed_stages"]  # the mask of attempt 1 was reused
+    assert "finetune" in job["metrics"]["resumed_stages"]  # from the step-4 fine-tune checkpoint
+    assert any(e["type"] == "requeued" and e["data"]["by"] == "sweep" for e in stack.events(job_id))
+    with stack.ledger() as session:
+        assert session.get(JobInput, uuid.UUID(job_id)) is None
+
+
+def test_worker_dying_every_attempt_ends_failed(embedded_stack: Stack) -> None:
+    job_id = embedded_stack.submit(metadata={"exit_at": "localize", "on_attempts": [1, 2, 3]})
+    job = embedded_stack.wait(job_id, timeout=120)
+    assert job["status"] == "failed", job
+    assert job["attempts"] == 3
+    assert job["error"].startswith("gave up after 3 of 3 attempts")
+    _assert_not_promoted(embedded_stack, job)

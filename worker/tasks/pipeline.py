@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_init
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -143,8 +144,6 @@ class JobRunner:
             raise JobCancelled(f"cancel requested during {self.stage}")
 
     def enter_stage(self, stage: str, message: str = "", **data: Any) -> None:
-        if self.hook:
-            self.hook(str(self.job_id), stage, None)
         self.raise_if_cancelled()
         self.stage = stage
         start = {"localize": 0.0, "noise": PROGRESS["localize"], "finetune": PROGRESS["noise"],
@@ -154,6 +153,9 @@ class JobRunner:
             transition(session, job, "running", stage=stage, progress=round(max(start, job.progress or 0.0), 4),
                        data={"message": message, **data} if message or data else None)
             session.commit()
+        if self.hook:
+            self.hook(str(self.job_id), stage, None)
+            self.raise_if_cancelled()
 
     # --- engine callbacks ---------------------------------------------------------------------
     def on_event(self, event: Any) -> None:
@@ -295,8 +297,6 @@ class JobRunner:
             if path.is_file():
                 reports[phase] = EvaluationReport.model_validate_json(path.read_text())
                 continue
-            if self.hook:
-                self.hook(str(self.job_id), "evaluate", None)
             self.raise_if_cancelled()
             report = evaluate(model_dir, splits, config)
             report = report.model_copy(update={"model": phase})  # never a local path in the ledger
@@ -470,6 +470,7 @@ def run_job_now(job_id: str, settings: Settings | None = None) -> dict[str, Any]
             job = session.get(Job, jid)
             if job is not None and fail_if_exhausted(session, job):
                 session.commit()
+                shutil.rmtree(settings.data_dir / "work" / job_id, ignore_errors=True)
                 logger.warning("job %s: out of attempts, failed", job_id)
                 return {"status": "failed"}
             logger.info("job %s: not leasable (status %s, lease %s): duplicate or late delivery, skipped",
@@ -501,6 +502,23 @@ def run_job_now(job_id: str, settings: Settings | None = None) -> dict[str, Any]
     outcome["seconds"] = round(time.perf_counter() - started, 2)
     logger.info("job %s: %s", job_id, outcome)
     return outcome
+
+
+@worker_init.connect
+def _preload_engine(**_: Any) -> None:
+    """Import torch, transformers and the engine in the parent so each forked job child starts warm.
+
+    Importing does not initialise CUDA (checked): children still create their own CUDA context, and it dies
+    with them (one job per child), so GPU memory goes back to the driver after every job.
+    """
+    if not get_settings().worker_preload_engine:
+        return
+    for module in ("grin_engine.pipeline", "grin_engine.evaluation.runner"):
+        importlib.import_module(module)
+    torch = sys.modules["torch"]
+    if torch.cuda.is_initialized():  # pragma: no cover - would be a bug in an import
+        raise RuntimeError("CUDA was initialised in the worker's parent process")
+    logger.info("engine preloaded in the worker parent (CUDA not initialised)")
 
 
 @celery_app.task(name=RUN_JOB_TASK)

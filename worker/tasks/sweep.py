@@ -44,7 +44,7 @@ class SweepTimer(threading.Thread):
         factory = sessionmaker(bind=_parent_engine, expire_on_commit=False)
         while True:
             try:
-                sweep(factory, send_run_job, grace_s=settings.sweep_grace_s)
+                sweep(factory, send_run_job, grace_s=settings.sweep_grace_s, work_root=settings.data_dir / "work")
             except Exception:  # the database or broker is down: the next round tries again
                 logger.exception("sweep failed")
             if self.stopping.wait(self.interval_s):
@@ -78,5 +78,5 @@ def sweep_task() -> dict[str, list[str]]:
     def factory() -> Session:
         return open_session(settings)
 
-    report = sweep(factory, send_run_job, grace_s=settings.sweep_grace_s)
+    report = sweep(factory, send_run_job, grace_s=settings.sweep_grace_s, work_root=settings.data_dir / "work")
     return {"requeued": report.requeued, "failed": report.failed, "cancelled": report.cancelled}
