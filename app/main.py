@@ -18,7 +18,9 @@ from app.datasets.endpoints import router as datasets_router
 from app.health.endpoints import router as health_router
 from app.jobs.endpoints import router as jobs_router
 from app.jobs.schemas import UnlearnRequest
+from app.observability import install_observability
 from app.registry.endpoints import router as registry_router
+from app.ui import router as ui_router
 
 
 @asynccontextmanager
@@ -39,6 +41,7 @@ def create_app() -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(RequestSizeLimitMiddleware)
+    install_observability(app)  # X-Request-ID, JSON access logs, /metrics (outermost middleware)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(registry_router)
@@ -46,6 +49,7 @@ def create_app() -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(webhooks_router)
     app.include_router(signing_router)
+    app.include_router(ui_router)
     install_openapi(app, extra_models=[UnlearnRequest])
     return app
 
