@@ -7,10 +7,13 @@ never saw the forget data)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from grin_engine.build import build_tiny_model
 from grin_engine.evaluation.config import EvalSplits
@@ -47,9 +50,31 @@ def _texts(splits: EvalSplits) -> list[str]:
     return [t for t in out if t]
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine thread spinning
+    made these tests ~10x slower. Restored afterwards so other test directories are unaffected."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _single_thread_tests() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_tofu(tmp_path_factory: pytest.TempPathFactory) -> TinyTofu:
-    root = tmp_path_factory.mktemp("tiny-tofu")
+    with one_torch_thread():
+        return _build(tmp_path_factory.mktemp("tiny-tofu"))
+
+
+def _build(root: Path) -> TinyTofu:
     splits = tiny_splits()
     build_tiny_model(root / "random", _texts(splits), arch="gpt2", hidden=64, layers=2, max_positions=256)
     utility = [*(splits.retain or []), *(splits.real_authors or []), *(splits.world_facts or [])]

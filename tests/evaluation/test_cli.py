@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from grin_engine.evaluation.cli import evaluate_command, verdict_command
 from grin_engine.evaluation.report import EvaluationReport
@@ -9,7 +10,7 @@ from tests.evaluation.conftest import TOFU, TinyTofu
 
 
 def test_evaluate_and_verdict_commands(tiny_tofu: TinyTofu, tmp_path: Path) -> None:
-    common = {
+    common: dict[str, Any] = {
         "data_dir": TOFU, "forget": "forget01", "holdout": "forget05", "max_items": 4, "max_new_tokens": 16,
         "metric": ["model_utility", "forget_quality", "mia_min_k"], "device": "cpu",
     }

@@ -15,17 +15,18 @@ from grin_engine.evaluation.config import EvalSplits
 from grin_engine.evaluation.forward import greedy_generate, score_pairs
 from grin_engine.modeling import load_model
 from grin_engine.scoring import per_item_nll_batched
-from tests.evaluation.conftest import TinyTofu
+from tests.evaluation.conftest import TinyTofu, one_torch_thread
 
 CHEAP = EvalConfig(max_new_tokens=96)
 
 
 @pytest.fixture(scope="module")
 def reports(tiny_tofu: TinyTofu) -> dict[str, EvaluationReport]:
-    return {
-        name: evaluate(getattr(tiny_tofu, name), tiny_tofu.splits, CHEAP)
-        for name in ("random", "memorized", "reference")
-    }
+    with one_torch_thread():
+        return {
+            name: evaluate(getattr(tiny_tofu, name), tiny_tofu.splits, CHEAP)
+            for name in ("random", "memorized", "reference")
+        }
 
 
 def test_memorized_model_scores_high_random_low(reports: dict[str, EvaluationReport]) -> None:

@@ -38,7 +38,7 @@ def test_quantization_and_paraphrase_probes(tiny_tofu: TinyTofu) -> None:
 def test_relearning_probe_leaves_model_untouched(tiny_tofu: TinyTofu) -> None:
     before_files = hash_directory(tiny_tofu.reference)
     cfg = EvalConfig(metrics=["relearning"], probe_metrics=["probability"], relearn_fraction=0.5,
-                     relearn_steps=30, relearn_lr=1e-2, batch_size=10, max_new_tokens=16)
+                     relearn_steps=20, relearn_lr=1e-2, batch_size=10, max_new_tokens=16)
     rep = evaluate(tiny_tofu.reference, tiny_tofu.splits, cfg)
     r = rep.results["relearning/probability"]
     assert r.extra["n_relearn"] == 10 and r.extra["n_measured"] == 10
@@ -74,9 +74,8 @@ def test_harmful_rate_rule_and_classifier_judges(tiny_tofu: TinyTofu, tmp_path: 
     from transformers import GPT2Config, GPT2ForSequenceClassification
 
     _, tok = load_model(tiny_tofu.random, device="cpu")
-    labels = {"id2label": {0: "safe", 1: "unsafe"}, "label2id": {"safe": 0, "unsafe": 1}}
-    cfg = GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, num_labels=2,
-                     pad_token_id=tok.pad_token_id, **labels)
+    cfg = GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, pad_token_id=tok.pad_token_id)
+    cfg.id2label, cfg.label2id = {0: "safe", 1: "unsafe"}, {"safe": 0, "unsafe": 1}  # two labels
     torch.manual_seed(0)
     clf = GPT2ForSequenceClassification(cfg)
     with torch.no_grad():  # bias the head so every text is "unsafe"
