@@ -233,9 +233,8 @@ def jobs_submit(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output"),
 ) -> None:
     """Submit an unlearning job; prints the job id (and with --wait, exits 1 unless it succeeds)."""
-    from pydantic import ValidationError
-
     from grin_client.client import build_request
+    from grin_client.errors import ValidationFailed
 
     records = _read_jsonl(forget, "forget")
     fields: dict[str, Any] = {
@@ -246,10 +245,8 @@ def jobs_submit(
     }
     try:
         request = build_request(model, kind, records, **fields)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        _fail(f"invalid request: {where}: {first.get('msg')}")
+    except ValidationFailed as exc:
+        _fail(f"invalid request: {exc.detail}")
     with _client() as grin:
         job = grin.submit(request, idempotency_key=idempotency_key)
         typer.echo(str(job.id))

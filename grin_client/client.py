@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.auth.schemas import TenantOut
 from app.core.pagination import Page
@@ -23,7 +23,7 @@ from app.datasets.schemas import DatasetOut
 from app.jobs.schemas import JobEventOut, JobOut, JobReport, UnlearnRequest
 from app.registry.schemas import ModelOut, ModelVersionOut
 from grin_client.config import load_config
-from grin_client.errors import ServiceUnreachable, WaitTimeout, error_for
+from grin_client.errors import ServiceUnreachable, ValidationFailed, WaitTimeout, error_for
 
 T = TypeVar("T")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -197,7 +197,15 @@ def build_request(model_id: uuid.UUID | str | UnlearnRequest, kind: str | None =
         return model_id
     body: dict[str, Any] = {"model_id": model_id, "kind": kind, "forget": list(forget or [])}
     body.update({k: v for k, v in fields.items() if v is not None})
-    return UnlearnRequest.model_validate(body)
+    try:
+        return UnlearnRequest.model_validate(body)
+    except ValidationError as exc:
+        # The same typed error (and problem shape) as the server's 422, raised before anything is sent.
+        errors = [{"loc": ".".join(str(p) for p in ("body", *e.get("loc", ()))), "msg": e.get("msg", ""),
+                   "type": e.get("type", "")} for e in exc.errors(include_url=False, include_input=False)]
+        problem = {"type": "about:blank", "title": "Unprocessable Content", "status": 422,
+                   "detail": f"{errors[0]['loc']}: {errors[0]['msg']}", "errors": errors}
+        raise ValidationFailed(422, problem, method="POST", url="/v1/unlearn (not sent)") from None
 
 
 class _Base:
