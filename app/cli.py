@@ -28,15 +28,31 @@ def migrate() -> None:
 
 @cli.command()
 def demo(url: str = typer.Option("http://127.0.0.1:8000", help="Base URL of the running API")) -> None:
-    """Check that the service answers and say where to look next."""
+    """Build the demo model (first run), register it and print a deletion request to try (see app/demo.py)."""
     import httpx
+
+    from app.core.config import get_settings
+    from app.demo import DemoError, setup_demo
 
     try:
         ready = httpx.get(f"{url}/readyz", timeout=10)
     except httpx.HTTPError as exc:
         typer.echo(f"error: the API at {url} does not answer: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(f"readyz: {ready.status_code} {ready.text}")
+    if ready.status_code != 200:
+        typer.echo(f"error: the API at {url} is not ready: {ready.text}", err=True)
+        raise typer.Exit(2)
+    try:
+        info = setup_demo(get_settings(), url, echo=typer.echo)
+    except (DemoError, httpx.HTTPError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    commands = info["commands"]
+    typer.echo(f"\nDemo ready: model {info['model_id']} knows five TOFU authors. Ask it to forget {info['author']}:\n")
+    typer.echo(f"  JOB_ID=$({commands['submit']} | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])')")
+    typer.echo("\nWatch it (events stream until the job ends), then read the result:\n")
+    typer.echo(f"  {commands['watch'].replace('JOB_ID', '$JOB_ID')}")
+    typer.echo(f"  {commands['status'].replace('JOB_ID', '$JOB_ID')}")
 
 
 admin = typer.Typer(no_args_is_help=True, help="Tenants and API keys (talks to the ledger directly).")

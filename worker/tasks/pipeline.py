@@ -266,8 +266,8 @@ class JobRunner:
         return self.store.materialize_dir(files, target), version_id
 
     def unlearn_stage(self, base_dir: Path, inputs: Inputs) -> Any:
-        from grin_engine import unlearn
         from grin_engine.config import UnlearnConfig
+        from grin_engine.pipeline import unlearn
 
         with self.session() as session:
             method = dict(self._job(session).method or {})
