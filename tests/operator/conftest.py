@@ -94,8 +94,8 @@ class OperatorStack:
                 job = grin.get_job(job_id)
                 if job.status in statuses:
                     return job
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"job {job_id} still {job.status} after {timeout}s\n{self.logs()}")
+                if time.monotonic() > deadline or job.status in ("succeeded", "failed", "cancelled"):
+                    raise AssertionError(f"job {job_id} is {job.status}, not {statuses}: {job.error}\n{self.logs()}")
                 time.sleep(0.3)
 
 
