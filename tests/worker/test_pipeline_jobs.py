@@ -93,7 +93,7 @@ def test_cancel_during_each_stage(pg_stack: Stack, stage: str) -> None:
 
 
 def test_attempt_limit_ends_failed_with_reason(pg_stack: Stack) -> None:
-    job_id = pg_stack.submit(metadata={"crash_at": "noise", "on_attempts": [1, 2, 3]})
+    job_id = pg_stack.submit(metadata={"crash_at": "localize", "on_attempts": [1, 2, 3]})
     job = pg_stack.wait(job_id, timeout=120)
     assert job["status"] == "failed", job
     assert job["attempts"] == 3

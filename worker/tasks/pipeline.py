@@ -82,6 +82,7 @@ class Heartbeat(threading.Thread):
         self.lost = threading.Event()
 
     def run(self) -> None:
+        last_ok = time.monotonic()
         while not self.stopping.wait(self.interval):
             try:
                 with open_session(self.settings) as session:
@@ -91,8 +92,14 @@ class Heartbeat(threading.Thread):
                     logger.warning("job %s: lease lost", self.job_id)
                     self.lost.set()
                     return
+                last_ok = time.monotonic()
             except Exception:  # a database blip: try again next beat; the lease outlives a few misses
                 logger.exception("job %s: heartbeat failed", self.job_id)
+                if time.monotonic() - last_ok > self.settings.lease_seconds:
+                    # Our lease has expired unrenewed: another worker may take the job; stop working on it.
+                    logger.warning("job %s: lease expired while the ledger was unreachable", self.job_id)
+                    self.lost.set()
+                    return
 
     def stop(self) -> None:
         self.stopping.set()
@@ -286,7 +293,7 @@ class JobRunner:
         with self.session() as session:
             policy_raw = self._job(session).evaluation
         policy = VerdictPolicy.model_validate(policy_raw) if policy_raw else VerdictPolicy()
-        config, splits, note = eval_plan(self.kind, policy, inputs)
+        config, splits, note = eval_plan(self.kind, policy, inputs, policy_raw or {})
         if config is None:
             return None, None, None, note
         reports: dict[str, Any] = {}
@@ -340,6 +347,13 @@ class JobRunner:
                 session.add(EvaluationResult(job_id=job.id, phase=phase, report=report.model_dump(mode="json"),
                                              verdict=verdict_json if phase == "after" else None))
             superseded = model.current_version_id not in (None, base_version_id)
+            if superseded:
+                # Another job promoted a version after this one started from its base: the new current version
+                # descends from the older base and does not carry that job's unlearning. Said loudly.
+                append_event(session, job, "warning", {
+                    "message": "the model's current version changed while this job ran; the new version "
+                               "descends from the job's base, not from the previous current version",
+                    "previous_current_version_id": str(model.current_version_id)}, stage="report")
             session.flush()
             model.current_version_id = version.id
             job.result_version_id = version.id
@@ -358,18 +372,18 @@ class JobRunner:
         return {"status": "succeeded", "version": number}
 
 
-def eval_plan(kind: str, policy: Any, inputs: Inputs) -> tuple[Any | None, Any | None, str]:
-    """A cheap EvalConfig and the splits for the job kind: the metrics the policy reads, on few items."""
+def eval_plan(kind: str, policy: Any, inputs: Inputs,
+              spec: dict[str, Any] | None = None) -> tuple[Any | None, Any | None, str]:
+    """A cheap EvalConfig and the splits for the job kind: the metrics the policy reads, on few items.
+    `spec` is the job's stored evaluation (policy plus `probes` and `judge`, see app.jobs.schemas.EvaluationSpec)."""
     from grin_engine.evaluation import EvalConfig, EvalSplits, metric_names
 
     known = set(metric_names())
+    spec = spec or {}
     if kind == "harmful":
-        splits = EvalSplits(harmful=list(inputs.forget))
-        note = "harmful_rate on the forget prompts"
-        return EvalConfig(suite="harmful", max_items=32, max_new_tokens=32), splits, note
-    if kind != "qa":
-        # No evaluation suite applies to free text; the engine's answer probabilities stand in (job metrics).
-        return None, None, "text job: no evaluation suite applies; see the forget/retain probabilities in metrics"
+        return _harm_plan(inputs, spec)
+    if kind == "text":
+        return _knowledge_plan(spec)
     wanted = {"probability"}
     for criterion in policy.criteria:
         for key in criterion.keys:
@@ -386,6 +400,55 @@ def eval_plan(kind: str, policy: Any, inputs: Inputs) -> tuple[Any | None, Any |
     config = EvalConfig(suite="tofu", metrics=sorted(wanted), max_items=32, max_new_tokens=32, batch_size=16,
                         generation_batch_size=16)
     return config, splits, f"cheap evaluation: {', '.join(sorted(wanted))} on at most 32 items per split"
+
+
+def _probe_records(spec: dict[str, Any], name: str, kind: str) -> list[Any]:
+    from grin_engine.records import parse_row
+
+    rows = (spec.get("probes") or {}).get(name) or []
+    return [r for row in rows for r in parse_row(row, kind)]  # type: ignore[arg-type]
+
+
+def _knowledge_plan(spec: dict[str, Any]) -> tuple[Any | None, Any | None, str]:
+    """Hazardous knowledge (text jobs): MCQ accuracy on the forget and control domains, and on the int4 model."""
+    from grin_engine.evaluation import EvalConfig, EvalSplits
+
+    mcq, mcq_retain = _probe_records(spec, "mcq", "wmdp"), _probe_records(spec, "mcq_retain", "wmdp")
+    if not mcq and not mcq_retain:
+        return None, None, ("text job without MCQ probe sets (evaluation.probes.mcq, mcq_retain): not evaluated; "
+                            "see the forget/retain probabilities in metrics")
+    splits = EvalSplits(mcq=mcq or None, mcq_retain=mcq_retain or None)
+    config = EvalConfig(suite="mcq", metrics=["mcq_accuracy", "quantization"], quantization_modes=["int4"],
+                        max_items=200, batch_size=16)
+    return config, splits, "mcq_accuracy (forget and control domains) and the int4 probe, on at most 200 questions each"
+
+
+def _harm_plan(inputs: Inputs, spec: dict[str, Any]) -> tuple[Any | None, Any | None, str]:
+    """Harmful behaviour: harmful-response rate on held-out prompts (probes.harmful, else the holdout, else the
+    forget prompts) under the job's rules judge, utility as ROUGE-L recall on normal prompts (probes.normal, else
+    the retain records), and both again on the int4 model."""
+    from grin_engine.evaluation import EvalConfig, EvalSplits, JudgeConfig
+    from grin_engine.records import HarmfulRecord, QARecord
+
+    notes = []
+    harmful = _probe_records(spec, "harmful", "harmful")
+    if not harmful:
+        harmful, source = list(inputs.holdout or inputs.forget), "holdout" if inputs.holdout else "forget"
+        notes.append(f"harmful prompts: the {source} records")
+    normal = _probe_records(spec, "normal", "qa") or [
+        QARecord(question=r.prompt, answer=r.response) for r in inputs.retain if isinstance(r, HarmfulRecord)]
+    judge = JudgeConfig.model_validate(spec["judge"]) if spec.get("judge") else None
+    if judge is None:
+        notes.append("no judge (evaluation.judge): harmful rate not measured")
+    metrics = (["harmful_rate"] if judge else []) + (["rouge_l"] if normal else [])
+    if not metrics:
+        return None, None, "; ".join(notes)
+    if judge:
+        metrics.append("quantization")
+    splits = EvalSplits(harmful=harmful if judge else None, retain=normal or None)
+    config = EvalConfig(suite="harmful", metrics=metrics, judge=judge or JudgeConfig(), quantization_modes=["int4"],
+                        max_items=64, max_new_tokens=32, batch_size=16, generation_batch_size=16)
+    return config, splits, "; ".join([f"{', '.join(metrics)} on at most 64 items per split", *notes])
 
 
 def _atomic_write(path: Path, text: str) -> None:

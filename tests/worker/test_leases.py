@@ -1,0 +1,106 @@
+"""Lease and sweep rules on a real ledger (SQLite and Postgres), without worker processes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.db import make_engine, migrate
+from app.models import Job, JobInput, ModelVersion, RegisteredModel, Tenant
+from app.models.base import utcnow
+from worker.leases import acquire_lease, fail_if_exhausted, release_lease, renew_lease, sweep
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def session_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    url = (request.getfixturevalue("fresh_sqlite_database") if request.param == "sqlite"
+           else request.getfixturevalue("fresh_postgres_database"))
+    migrate(Settings(data_dir=tmp_path, database_url=url))
+    engine = make_engine(url)
+    yield lambda: Session(engine, expire_on_commit=False)
+    engine.dispose()
+
+
+def _job(factory, **overrides) -> uuid.UUID:  # type: ignore[no-untyped-def]
+    with factory() as s:
+        tenant = Tenant(name=f"t-{uuid.uuid4().hex[:6]}")
+        s.add(tenant)
+        s.flush()
+        model = RegisteredModel(tenant_id=tenant.id, name="m", source_path="/m")
+        s.add(model)
+        s.flush()
+        version = ModelVersion(model_id=model.id, number=1, location="/m", files={}, total_bytes=0)
+        s.add(version)
+        s.flush()
+        fields = dict(tenant_id=tenant.id, model_id=model.id, base_version_id=version.id, kind="qa", method={},
+                      evaluation={}, request_metadata={}, status="queued", progress=0.0, attempts=0,
+                      max_attempts=3, cancel_requested=False, forget_count=1, forget_merkle_root="0" * 64,
+                      request_sha256="0" * 64)
+        fields.update(overrides)
+        job = Job(**fields)
+        s.add(job)
+        s.flush()
+        s.add(JobInput(job_id=job.id, forget=[{"question": "q", "answer": "a"}]))
+        s.commit()
+        return job.id
+
+
+def test_lease_is_exclusive_until_it_expires(session_factory) -> None:  # type: ignore[no-untyped-def]
+    job_id = _job(session_factory)
+    with session_factory() as s:
+        assert acquire_lease(s, job_id, "a", 60)
+        s.commit()
+        assert not acquire_lease(s, job_id, "b", 60)  # the redelivery guard
+        assert renew_lease(s, job_id, "a", 60) and not renew_lease(s, job_id, "b", 60)
+        later = utcnow() + timedelta(seconds=120)
+        assert acquire_lease(s, job_id, "b", 60, now=later)  # a dead owner's lease expired
+        s.commit()
+        assert not renew_lease(s, job_id, "a", 60)  # the old owner learns it lost the lease
+        assert release_lease(s, job_id, "b", error="boom")
+        s.commit()
+        job = s.get_one(Job, job_id)
+        assert (job.attempts, job.lease_owner, job.error) == (2, None, "boom")
+
+
+def test_no_lease_when_out_of_attempts_or_finished(session_factory) -> None:  # type: ignore[no-untyped-def]
+    spent = _job(session_factory, attempts=3, status="running", error="attempt 3 of 3 failed: X")
+    done = _job(session_factory, status="succeeded")
+    with session_factory() as s:
+        assert not acquire_lease(s, spent, "a", 60) and not acquire_lease(s, done, "a", 60)
+        job = s.get_one(Job, spent)
+        assert fail_if_exhausted(s, job)
+        s.commit()
+        s.refresh(job)
+        assert job.status == "failed" and job.error.startswith("gave up after 3 of 3 attempts; last error")
+        assert s.get(JobInput, spent) is None
+
+
+def test_sweep(session_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    old = utcnow() - timedelta(minutes=5)
+    fresh = _job(session_factory)  # its own message is on its way: left alone
+    lost = _job(session_factory, updated_at=old)  # the broker never delivered it
+    dead = _job(session_factory, status="running", attempts=1, lease_owner="x", updated_at=old,
+                lease_expires_at=old)  # its worker died
+    live = _job(session_factory, status="running", attempts=1, lease_owner="y",
+                lease_expires_at=utcnow() + timedelta(minutes=5))
+    spent = _job(session_factory, status="running", attempts=3, lease_owner="z", lease_expires_at=old,
+                 updated_at=old)
+    stopping = _job(session_factory, status="cancelling", cancel_requested=True, attempts=1, lease_owner="w",
+                    lease_expires_at=old, updated_at=old)
+    (tmp_path / "work" / str(spent)).mkdir(parents=True)
+    sent: list[str] = []
+    report = sweep(session_factory, sent.append, grace_s=10, work_root=tmp_path / "work")
+    assert sorted(sent) == sorted([str(lost), str(dead)]) == sorted(report.requeued)
+    assert report.failed == [str(spent)] and report.cancelled == [str(stopping)]
+    assert not (tmp_path / "work" / str(spent)).exists()
+    # Claimed: an immediate second sweep (another worker's) does not send them again.
+    assert sweep(session_factory, sent.append, grace_s=10).requeued == []
+    with session_factory() as s:
+        statuses = {j: s.get_one(Job, j).status for j in (fresh, live, spent, stopping)}
+    assert statuses == {fresh: "queued", live: "running", spent: "failed", stopping: "cancelled"}
