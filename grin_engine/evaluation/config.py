@@ -41,7 +41,8 @@ class EvalSplits(BaseModel):
     real_authors: list[QARecord] | None = None
     world_facts: list[QARecord] | None = None
     holdout: list[QARecord] | None = None
-    mcq: list[MCQRecord] | None = None
+    mcq: list[MCQRecord] | None = None  # knowledge to remove (WMDP: the hazardous domain)
+    mcq_retain: list[MCQRecord] | None = None  # knowledge to keep (a control domain, MMLU-like)
     harmful: list[HarmfulRecord] | None = None
 
     def present(self) -> dict[str, int]:
@@ -81,6 +82,9 @@ class EvalConfig(BaseModel):
     generation_batch_size: int = Field(default=32, ge=1)
     template: str | None = "auto"  # prompt template, as in grin_engine.data.format_prompt
     device: str = "auto"
+    # CPU intra-op threads while evaluating (None: leave torch's setting). On a shared CPU, 1 thread ran
+    # tiny models ~10x faster than the default because of thread contention.
+    num_threads: int | None = Field(default=None, ge=1)
     dtype: Literal["float32", "bfloat16"] = "float32"
     sample_generations: int = Field(default=0, ge=0)  # >0 keeps that many generations per split
     min_k: float = Field(default=0.4, gt=0, le=1)

@@ -54,10 +54,13 @@ def evaluate(
         get_metric(name)
     model, tokenizer, label = _load(model_dir_or_model, config)
     was_training = bool(getattr(model, "training", False))
-    model.eval()
-    torch.manual_seed(config.seed)
+    threads = torch.get_num_threads()
     ctx = EvalContext(model, tokenizer, splits.truncated(config.max_items), config, reference, on_progress)
     try:
+        model.eval()
+        torch.manual_seed(config.seed)
+        if config.num_threads is not None:
+            torch.set_num_threads(config.num_threads)
         results: dict[str, MetricResult] = {}
         for name in config.metric_names():
             ctx.run(name)
@@ -65,6 +68,7 @@ def evaluate(
             results.update(per_metric)
     finally:
         model.train(was_training)
+        torch.set_num_threads(threads)
     return EvaluationReport(
         model=label,
         suite=config.suite,

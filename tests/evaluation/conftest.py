@@ -17,6 +17,7 @@ import torch
 
 from grin_engine.build import build_tiny_model
 from grin_engine.evaluation.config import EvalSplits
+from grin_engine.evaluation.report import EvaluationReport
 from grin_engine.evaluation.suites import load_tofu_splits
 from grin_engine.teach import teach
 
@@ -48,6 +49,18 @@ def _texts(splits: EvalSplits) -> list[str]:
             out += [r.question, r.answer, r.paraphrased_answer or "", r.paraphrased_question or ""]
             out += list(r.perturbed_answer or [])
     return [t for t in out if t]
+
+
+def num(x: float | None) -> float:
+    """A number that must be present (a test failing on None beats `x or 0` hiding a real 0)."""
+    assert x is not None
+    return x
+
+
+def val(report: EvaluationReport, key: str) -> float:
+    value = report.value(key)
+    assert value is not None, f"{key}: {report.results[key].note if key in report.results else 'absent'}"
+    return value
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from grin_engine.evaluation.config import EvalSplits
 from grin_engine.evaluation.forward import greedy_generate, score_pairs
 from grin_engine.modeling import load_model
 from grin_engine.scoring import per_item_nll_batched
-from tests.evaluation.conftest import TinyTofu, one_torch_thread
+from tests.evaluation.conftest import TinyTofu, one_torch_thread, val
 
 CHEAP = EvalConfig(max_new_tokens=96)
 
@@ -38,16 +38,16 @@ def test_memorized_model_scores_high_random_low(reports: dict[str, EvaluationRep
         "forget/mia_min_k_plus_plus": 0.9, "model_utility": 0.3,
     }
     for key, floor in high.items():
-        assert (mem.value(key) or 0) >= floor, key
+        assert val(mem, key) >= floor, key
     for key in ("forget/probability", "forget/exact_memorization", "forget/extraction_strength",
                 "forget/keyword_accuracy", "forget/rouge_l", "model_utility"):
-        assert (rnd.value(key) or 0) <= 0.1, key
-    assert (mem.value("forget/privleak_loss") or 0) < -90  # fully exposed membership
-    assert (mem.value("holdout/exact_memorization") or 1) < 0.5  # never-seen author
+        assert val(rnd, key) <= 0.1, key
+    assert val(mem, "forget/privleak_loss") < -90  # fully exposed membership
+    assert val(mem, "holdout/exact_memorization") < 0.5  # never-seen author
     # random model: truth ratio ~1 on the forget set (cannot tell true from false answers)
-    assert (rnd.value("forget/truth_ratio") or 0) > 0.9
+    assert val(rnd, "forget/truth_ratio") > 0.9
     # memorized model answers fluently; the random one emits non-words
-    assert (mem.value("forget/nonword_share") or 1) < 0.2 < (rnd.value("forget/nonword_share") or 0)
+    assert val(mem, "forget/nonword_share") < 0.2 < val(rnd, "forget/nonword_share")
 
 
 def test_report_shape_and_json_round_trip(reports: dict[str, EvaluationReport], tiny_tofu: TinyTofu) -> None:
@@ -77,7 +77,7 @@ def test_forget_quality_from_reference_model_and_file(tiny_tofu: TinyTofu, tmp_p
     own = evaluate(tiny_tofu.reference, tiny_tofu.splits, cfg, reference=stored)
     mem = evaluate(tiny_tofu.memorized, tiny_tofu.splits, cfg, reference=stored)
     assert own.value("forget_quality") == pytest.approx(1.0)  # identical distributions
-    assert (mem.value("forget_quality") or 1) < 0.05 < (own.value("forget_quality") or 0)
+    assert val(mem, "forget_quality") < 0.05 < val(own, "forget_quality")
     assert own.value("forget/privleak_min_k") == pytest.approx(0.0, abs=1e-6)  # AUC equals AUC_ref
     assert "reference model" in own.results["forget/privleak_min_k"].note
 
@@ -107,3 +107,14 @@ def test_cheap_subset_samples_and_unknown_metric(tiny_tofu: TinyTofu) -> None:
         evaluate(tiny_tofu.random, tiny_tofu.splits, EvalConfig(metrics=["nope"]))
     empty = evaluate(tiny_tofu.random, EvalSplits(), EvalConfig(metrics=["forget_quality_holdout", "mia_loss"]))
     assert all(r.value is None and r.note for r in empty.results.values())
+
+
+def test_engine_tiny_qa_fixture_memorized_vs_base(tiny_qa) -> None:  # type: ignore[no-untyped-def]
+    """The shared engine fixture (6 taught forget items, never-seen holdout): same direction."""
+    splits = EvalSplits(forget=tiny_qa.forget, holdout=tiny_qa.holdout)
+    cfg = EvalConfig(metrics=["exact_memorization", "extraction_strength", "mia_loss"], max_length=tiny_qa.max_length)
+    taught = evaluate(tiny_qa.model_dir, splits, cfg)
+    base = evaluate(tiny_qa.base_dir, splits, cfg)
+    assert val(taught, "forget/exact_memorization") > 0.8 > val(base, "forget/exact_memorization")
+    assert val(taught, "forget/extraction_strength") > val(base, "forget/extraction_strength")
+    assert taught.value("forget/mia_loss") == 1.0  # every taught item has lower loss than every unseen one

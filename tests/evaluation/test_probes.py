@@ -15,7 +15,7 @@ from grin_engine.evaluation.metrics.mcq_accuracy import choice_pairs
 from grin_engine.modeling import hash_directory, load_model
 from grin_engine.records import HarmfulRecord, MCQRecord
 from grin_engine.scoring import sequence_logprob_batched
-from tests.evaluation.conftest import TinyTofu
+from tests.evaluation.conftest import TinyTofu, num
 
 PROBE = ["probability", "keyword_accuracy"]
 
@@ -26,12 +26,12 @@ def test_quantization_and_paraphrase_probes(tiny_tofu: TinyTofu) -> None:
     rep = evaluate(tiny_tofu.memorized, tiny_tofu.splits, cfg)
     int8 = rep.results["quantization_int8/probability"]
     assert int8.extra["before"] == pytest.approx(rep.value("forget/probability"))
-    assert abs(int8.value or 1) < 0.05  # int8 per-channel barely moves a memorized model
+    assert abs(num(int8.value)) < 0.05  # int8 per-channel barely moves a memorized model
     int4 = rep.results["quantization_int4/probability"]
-    assert int4.value == pytest.approx((int4.extra["after"] or 0) - (int4.extra["before"] or 0))
+    assert int4.value == pytest.approx(num(int4.extra["after"]) - num(int4.extra["before"]))
     para = rep.results["paraphrase/probability"]
     assert para.extra["original"] == pytest.approx(rep.value("forget/probability"))
-    assert (para.value or 1) < (para.extra["original"] or 0)  # taught wording is recalled best
+    assert num(para.value) < num(para.extra["original"])  # taught wording is recalled best
     assert "paraphrase/keyword_accuracy" in rep.results
 
 
@@ -43,7 +43,8 @@ def test_relearning_probe_leaves_model_untouched(tiny_tofu: TinyTofu) -> None:
     r = rep.results["relearning/probability"]
     assert r.extra["n_relearn"] == 10 and r.extra["n_measured"] == 10
     # learning half an author's facts raises the probability of the other half (shared name, style)
-    assert (r.value or 0) > 0 and r.value == pytest.approx((r.extra["after"] or 0) - (r.extra["before"] or 0))
+    assert num(r.value) > 0
+    assert r.value == pytest.approx(num(r.extra["after"]) - num(r.extra["before"]))
     assert hash_directory(tiny_tofu.reference) == before_files
 
 
