@@ -13,6 +13,9 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
 fi
 
+# The dashboard's browser test drives Debian's chromium through Playwright (never `playwright install`).
+command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
 db_url="${GRIN_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/grin_test}"
 db_name="${db_url##*/}"
 psql -q -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 \

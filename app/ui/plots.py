@@ -44,9 +44,9 @@ def loss_curves(progress_events: Sequence[dict[str, Any]]) -> str | None:
         return None
     figure = Figure(figsize=(6.4, 3.0))
     axes = figure.add_subplot()
-    palette = {"forget": RED, "retain": BLUE}
     for name, (xs, ys) in sorted(series.items()):
-        axes.plot(xs, ys, marker="o", markersize=3, label=name, color=palette.get(name))
+        color = RED if "forget" in name else BLUE if "retain" in name else GREY
+        axes.plot(xs, ys, marker="o", markersize=3, label=name, color=color)
     axes.set_xlabel("fine-tune step")
     axes.set_ylabel("loss")
     axes.set_title("Loss during unlearning")

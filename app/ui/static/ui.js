@@ -175,7 +175,7 @@ function addEvent(event) {
   if (list.querySelector(`[data-event="${event.id}"]`)) return;
   const data = event.data || {};
   let text = event.type;
-  if (event.type === "status") text = `${data.from} → ${data.to}` + (event.stage ? ` (${event.stage})` : "");
+  if (event.type === "status") text = `${data.from || "submitted"} → ${data.to}` + (event.stage ? ` (${event.stage})` : "");
   else if (event.type === "progress") text = `step ${data.step}/${data.total_steps}`
     + (data.losses ? " " + Object.entries(data.losses).map(([k, v]) => `${k}=${Number(v).toFixed(3)}`).join(" ") : "");
   else if (data.message) text += ": " + data.message;
