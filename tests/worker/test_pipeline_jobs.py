@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -130,3 +133,26 @@ def test_worker_dying_every_attempt_ends_failed(embedded_stack: Stack) -> None:
     assert job["attempts"] == 3
     assert job["error"].startswith("gave up after 3 of 3 attempts")
     _assert_not_promoted(embedded_stack, job)
+
+
+def test_demo_setup_prints_a_request_that_succeeds(embedded_stack: Stack, tiny_model_dir: Path) -> None:
+    """`grin demo` minus the model build (the tiny model stands in for the cached demo model)."""
+    from app.demo import setup_demo
+    from worker.demo_model import DONE_MARKER
+
+    stack = embedded_stack
+    demo_dir = stack.settings.data_dir / "models" / "demo-tofu"
+    shutil.copytree(tiny_model_dir, demo_dir)
+    (demo_dir / DONE_MARKER).write_text("{}")
+    info = setup_demo(stack.settings, stack.url, echo=lambda _: None)
+    again = setup_demo(stack.settings, stack.url, echo=lambda _: None)  # reruns reuse key, model and data set
+    assert (again["model_id"], again["dataset_id"]) == (info["model_id"], info["dataset_id"])
+    assert "/v1/unlearn" in info["commands"]["submit"] and "text/event-stream" in info["commands"]["watch"]
+    request = json.loads(Path(info["request_file"]).read_text())
+    request["method"]["config"]["device"] = "cpu"
+    stack.key = Path(info["key_file"]).read_text().strip()  # the demo tenant's key from here on
+    with stack.client() as c:
+        response = c.post("/v1/unlearn", json=request)
+    assert response.status_code == 202, response.text
+    job = stack.wait(response.json()["id"], timeout=120)
+    assert job["status"] == "succeeded", job
