@@ -150,9 +150,12 @@ def test_demo_setup_prints_a_request_that_succeeds(embedded_stack: Stack, tiny_m
     assert "/v1/unlearn" in info["commands"]["submit"] and "text/event-stream" in info["commands"]["watch"]
     request = json.loads(Path(info["request_file"]).read_text())
     request["method"]["config"]["device"] = "cpu"
-    stack.key = Path(info["key_file"]).read_text().strip()  # the demo tenant's key from here on
-    with stack.client() as c:
-        response = c.post("/v1/unlearn", json=request)
-    assert response.status_code == 202, response.text
-    job = stack.wait(response.json()["id"], timeout=120)
-    assert job["status"] == "succeeded", job
+    test_key, stack.key = stack.key, Path(info["key_file"]).read_text().strip()  # act as the demo tenant
+    try:
+        with stack.client() as c:
+            response = c.post("/v1/unlearn", json=request)
+        assert response.status_code == 202, response.text
+        job = stack.wait(response.json()["id"], timeout=120)
+        assert job["status"] == "succeeded", job
+    finally:
+        stack.key = test_key
