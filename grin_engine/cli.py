@@ -16,6 +16,7 @@ import typer
 from pydantic import ValidationError
 
 from grin_engine.errors import Cancelled, EngineError
+from grin_engine.evaluation.cli import evaluate_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="GRIN unlearning engine.")
 
@@ -188,6 +189,9 @@ def unlearn_cmd(
     for bar in bars:
         bar.close()
     typer.echo(res.model_dump_json(indent=2, exclude={"curves"}))
+
+
+app.command("evaluate")(evaluate_command)
 
 
 def main(argv: list[str] | None = None) -> None:
