@@ -18,11 +18,16 @@ from worker.leases import acquire_lease, fail_if_exhausted, release_lease, renew
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def session_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = (request.getfixturevalue("fresh_sqlite_database") if request.param == "sqlite"
            else request.getfixturevalue("fresh_postgres_database"))
     migrate(Settings(data_dir=tmp_path, database_url=url))
-    engine = make_engine(url)
+    return str(url)
+
+
+@pytest.fixture
+def session_factory(ledger_url: str) -> Iterator[object]:
+    engine = make_engine(ledger_url)
     yield lambda: Session(engine, expire_on_commit=False)
     engine.dispose()
 
@@ -104,3 +109,38 @@ def test_sweep(session_factory, tmp_path: Path) -> None:  # type: ignore[no-unty
     with session_factory() as s:
         statuses = {j: s.get_one(Job, j).status for j in (fresh, live, spent, stopping)}
     assert statuses == {fresh: "queued", live: "running", spent: "failed", stopping: "cancelled"}
+
+
+@pytest.mark.parametrize(("error", "attempts", "status", "message"), [
+    (RuntimeError("flaky disk"), 1, "running", None),  # transient, attempts left: released and re-sent
+    (RuntimeError("flaky disk"), 3, "failed", "attempt 3 of 3 failed: RuntimeError: flaky disk"),
+    ("soft", 1, "failed", "time limit exceeded"),  # a retry would only hit the limit again
+    ("engine", 1, "failed", "EngineError: the forget set is empty"),  # bad input: no retry can fix it
+])
+def test_failure_handling(session_factory, ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                          error: object, attempts: int, status: str, message: str | None) -> None:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from grin_engine.errors import EngineError
+    from worker.tasks import pipeline
+
+    exc = {"soft": SoftTimeLimitExceeded(), "engine": EngineError("the forget set is empty")}.get(error, error)
+    sent: list[object] = []
+    monkeypatch.setattr(pipeline.celery_app, "send_task", lambda name, args, **_: sent.append(args))
+    settings = Settings(data_dir=tmp_path, database_url=ledger_url)
+    job_id = _job(session_factory, status="running", attempts=attempts - 1)
+    with session_factory() as s:
+        assert acquire_lease(s, job_id, "me", 60)
+        s.commit()
+    work = tmp_path / "work" / str(job_id)
+    work.mkdir(parents=True)
+    outcome = pipeline._end_failed_or_retry(settings, job_id, "me", work, exc)  # type: ignore[arg-type]
+    with session_factory() as s:
+        job = s.get_one(Job, job_id)
+        assert (job.status, job.attempts) == (status, attempts)
+        if status == "failed":
+            assert job.error == message and outcome["status"] == "failed"
+            assert not work.exists() and s.get(JobInput, job_id) is None and sent == []
+        else:
+            assert job.lease_owner is None and job.error == "attempt 1 failed: RuntimeError: flaky disk"
+            assert work.exists() and sent == [[str(job_id)]]  # stage outputs kept for the retry
