@@ -95,6 +95,12 @@ class Stack:
         self.worker = self.exits.enter_context(running(worker_args(concurrency=concurrency), self.env, log))
         return self.worker
 
+    def stop_worker(self) -> None:
+        """SIGTERM and wait (a clean shutdown)."""
+        assert self.worker is not None
+        os.killpg(self.worker.pid, signal.SIGTERM)
+        self.worker.wait(30)
+
     def kill_worker(self) -> None:
         """SIGKILL the whole worker (parent and children): the machine died, nobody acks or cleans up."""
         assert self.worker is not None

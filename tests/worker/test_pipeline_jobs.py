@@ -78,6 +78,19 @@ def test_redelivered_message_runs_once(pg_stack: Stack) -> None:
         assert len(session.scalars(select(ModelVersion).where(ModelVersion.job_id == uuid.UUID(job_id))).all()) == 1
 
 
+def test_lost_message_is_recovered_by_the_sweep(pg_stack: Stack) -> None:
+    """A job whose message never reached a worker (broker outage at submit) still runs."""
+    import redis
+
+    pg_stack.stop_worker()
+    job_id = pg_stack.submit()
+    redis.Redis.from_url(pg_stack.settings.broker_url).flushdb()  # the message is gone
+    pg_stack.start_worker()
+    job = pg_stack.wait(job_id, timeout=120)
+    assert job["status"] == "succeeded" and job["attempts"] == 1
+    assert any(e["type"] == "requeued" for e in pg_stack.events(job_id))
+
+
 @pytest.mark.parametrize("stage", ["localize", "noise", "finetune:3", "evaluate"])
 def test_cancel_during_each_stage(pg_stack: Stack, stage: str) -> None:
     with pg_stack.client() as c:
