@@ -3,7 +3,7 @@
 Many metrics read the same numbers (answer log-probs serve probability, MIA, memorization and
 keyword confidence; one set of generations serves ROUGE, keywords and fluency), so each is
 computed once per (split, what) and metrics ask the context for it. Probes re-measure metrics on
-another model or another question field through `fork`, which shares the config but not the cache.
+another model or other records through `fork`, which keeps the cache only where nothing changed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from grin_engine.evaluation.report import MetricResult
 from grin_engine.records import QARecord
 
 Target = Literal["answer", "paraphrased", "perturbed"]
-QuestionField = Literal["question", "paraphrased_question"]
 
 
 class EvalContext:
@@ -83,7 +82,7 @@ class EvalContext:
 
         paraphrased: the paraphrased answer, or the answer itself on sets without one (TOFU's rule
         for real-authors/world-facts). perturbed: all perturbed answers of all items flattened into
-        one batched pass, in item order (see `perturbed_groups`).
+        one batched pass, in item order (see `perturbed_nll`).
         """
         records = self.qa(split) or []
         if target == "paraphrased" and all(r.paraphrased_answer is None for r in records):
@@ -129,10 +128,9 @@ class EvalContext:
 
         return self._timed(f"generate:{split}:{label}", ("gen", split, label), compute)
 
-    def generations(self, split: str, question: QuestionField = "question") -> list[str]:
+    def generations(self, split: str) -> list[str]:
         """Greedy generations for the questions of a QA split."""
-        records = self.qa(split) or []
-        return self.generate(split, question, [getattr(r, question) or r.question for r in records])
+        return self.generate(split, "question", [r.question for r in self.qa(split) or []])
 
     def cached_generations(self) -> dict[str, list[str]]:
         """{label: generations} computed so far (for optional samples in the report)."""

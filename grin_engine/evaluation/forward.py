@@ -50,6 +50,16 @@ def max_positions(model: Any) -> int | None:
     return None
 
 
+def _moments(logits: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of log p(z) under p, per position (Min-K%++). One row at a time, so a large
+    vocabulary costs (tokens x vocab) memory, not (batch x tokens x vocab)."""
+    log_p = F.log_softmax(logits.float(), dim=-1)
+    p = log_p.exp()
+    mu = (p * log_p).sum(-1)
+    var = (p * log_p.square()).sum(-1) - mu.square()
+    return mu.double().cpu().numpy(), var.double().cpu().numpy()
+
+
 @torch.no_grad()
 def score_pairs(
     model: Any,
@@ -74,11 +84,6 @@ def score_pairs(
         logits = forward_logits(model, b)
         logp, mask = token_logprobs_from_logits(logits, b.labels)
         preds = logits[:, :-1].argmax(dim=-1)
-        if distribution:
-            log_dist = F.log_softmax(logits[:, :-1].float(), dim=-1)
-            p = log_dist.exp()
-            mu = (p * log_dist).sum(-1)
-            var = (p * log_dist.square()).sum(-1) - mu.square()
         for row in range(len(b)):
             i = int(order[start + row])
             m = mask[row]
@@ -86,8 +91,8 @@ def score_pairs(
             out["pred"][i] = preds[row][m].cpu().numpy()
             out["lab"][i] = b.labels[row, 1:][m].cpu().numpy()
             if distribution:
-                out["mu"][i] = mu[row][m].double().cpu().numpy()
-                out["var"][i] = var[row][m].double().cpu().numpy()
+                mu, var = _moments(logits[row, :-1][m])
+                out["mu"][i], out["var"][i] = mu, var
         start += len(b)
     return TokenScores(
         logprobs=out["lp"],

@@ -83,3 +83,16 @@ def test_extraction_strength_crafted() -> None:
     assert stats.extraction_strength([5, 0, 7, 8], labels) == 0.5
     assert stats.extraction_strength([5, 6, 7, 0], labels) == 0.0  # last token never reproduced
     assert stats.extraction_strength([0, 6, 7, 8], labels) == 0.75
+
+
+def test_next_token_moments_for_min_k_plus_plus() -> None:
+    import torch
+
+    from grin_engine.evaluation.forward import _moments
+
+    probs = torch.tensor([[0.5, 0.5], [0.9, 0.1]])
+    mu, var = _moments(probs.log())
+    lp = np.log([0.9, 0.1])
+    assert mu == pytest.approx([-math.log(2), float((np.array([0.9, 0.1]) * lp).sum())])
+    assert var[0] == pytest.approx(0.0, abs=1e-9)
+    assert var[1] == pytest.approx(float((np.array([0.9, 0.1]) * lp**2).sum() - mu[1] ** 2), rel=1e-5)
