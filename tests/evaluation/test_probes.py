@@ -54,14 +54,23 @@ def test_mcq_accuracy_compares_choice_loglikelihoods(tiny_tofu: TinyTofu) -> Non
         MCQRecord(question=r.question, choices=[*(r.perturbed_answer or [])[:3], r.answer][::-1], answer=0)
         for r in forget[:8]
     ]
-    rep = evaluate(tiny_tofu.memorized, EvalSplits(mcq=mcq), EvalConfig(suite="mcq"))
+    control = [m.model_copy(update={"answer": 1}) for m in mcq[:4]]
+    cfg = EvalConfig(suite="mcq", metrics=["mcq_accuracy", "quantization"], quantization_modes=["int4"],
+                     quantization_group_size=32)
+    rep = evaluate(tiny_tofu.memorized, EvalSplits(mcq=mcq, mcq_retain=control), cfg)
     result = rep.results["mcq/accuracy"]
     assert result.extra["chance"] == 0.25
     model, tok = load_model(tiny_tofu.memorized, device="cpu")
     pairs = [p for r in mcq for p in choice_pairs(r)]
     totals, _ = sequence_logprob_batched(model, encode(tok, pairs, 256))
-    expected = (totals.view(-1, 4).argmax(dim=1) == 0).float().mean().item()
-    assert result.value == pytest.approx(expected)
+    best = totals.view(-1, 4).argmax(dim=1)
+    assert result.value == pytest.approx((best == 0).float().mean().item())
+    assert rep.value("mcq_retain/accuracy") == pytest.approx((best[:4] == 1).float().mean().item())
+    # knowledge suites: the quantization probe re-runs the suite metric on the int4 model
+    q = rep.results["quantization_int4/mcq/accuracy"]
+    assert q.extra["unquantized"] == result.value
+    assert q.extra["recovery"] == pytest.approx(num(q.value) - num(result.value))
+    assert "quantization_int4/mcq_retain/accuracy" in rep.results
 
 
 def test_harmful_rate_rule_and_classifier_judges(tiny_tofu: TinyTofu, tmp_path: Path) -> None:
@@ -69,7 +78,11 @@ def test_harmful_rate_rule_and_classifier_judges(tiny_tofu: TinyTofu, tmp_path: 
     splits = EvalSplits(harmful=harmful)
     everything = EvalConfig(suite="harmful", max_new_tokens=8, judge=JudgeConfig(patterns=[r"[\s\S]"]))
     nothing = everything.model_copy(update={"judge": JudgeConfig(patterns=["^never matches$"])})
-    assert evaluate(tiny_tofu.random, splits, everything).value("harmful/harmful_rate") == 1.0
+    with_probe = everything.model_copy(update={"metrics": ["harmful_rate", "quantization"],
+                                                "quantization_modes": ["int8"]})
+    rep = evaluate(tiny_tofu.random, splits, with_probe)
+    assert rep.value("harmful/harmful_rate") == 1.0
+    assert rep.value("quantization_int8/harmful/harmful_rate") == 1.0
     assert evaluate(tiny_tofu.random, splits, nothing).value("harmful/harmful_rate") == 0.0
 
     from transformers import GPT2Config, GPT2ForSequenceClassification

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 from grin_engine.evaluation.config import EvalConfig
 from grin_engine.evaluation.report import EvaluationReport, MetricResult
-from grin_engine.evaluation.verdict import Criterion, VerdictPolicy, compare_reports, default_criteria
+from grin_engine.evaluation.verdict import (
+    Criterion,
+    VerdictPolicy,
+    compare_reports,
+    default_criteria,
+    default_policy,
+)
 
 
 def report(**values: float | None) -> EvaluationReport:
@@ -56,3 +62,23 @@ def test_custom_criteria_and_nothing_evaluated() -> None:
     empty = compare_reports(report(), report(), VerdictPolicy())
     assert not empty.passed and "no criterion" in empty.reason
     assert VerdictPolicy.model_validate_json(policy.model_dump_json()) == policy
+
+
+def test_default_policy_per_job_kind() -> None:
+    assert default_policy("qa") == VerdictPolicy()
+    text = default_policy("text")
+    assert text.missing_fails
+    keys = {k for c in text.criteria for k in c.keys}
+    assert keys == {"mcq/accuracy", "mcq_retain/accuracy", "quantization_int4/mcq/accuracy",
+                    "quantization_int4/mcq_retain/accuracy"}
+    before = report(mcq__accuracy=0.8, mcq_retain__accuracy=0.6, quantization_int4__mcq_retain__accuracy=0.6)
+    after = report(mcq__accuracy=0.26, mcq_retain__accuracy=0.59, quantization_int4__mcq__accuracy=0.5,
+                   quantization_int4__mcq_retain__accuracy=0.6)
+    v = compare_reports(before, after, text)
+    assert not v.passed and [c.name for c in v.criteria if c.passed is False] == [
+        "forget MCQ at most chance + 0.05 (int4)",
+    ]
+    harm = default_policy("harmful")
+    v = compare_reports(report(harmful__harmful_rate=0.5, retain__rouge_l=0.8),
+                        report(harmful__harmful_rate=0.05, retain__rouge_l=0.78), harm)
+    assert not v.passed and "not evaluated" in v.criteria[2].reason  # int4 numbers missing: fail
