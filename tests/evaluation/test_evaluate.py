@@ -118,3 +118,15 @@ def test_engine_tiny_qa_fixture_memorized_vs_base(tiny_qa) -> None:  # type: ign
     assert val(taught, "forget/exact_memorization") > 0.8 > val(base, "forget/exact_memorization")
     assert val(taught, "forget/extraction_strength") > val(base, "forget/extraction_strength")
     assert taught.value("forget/mia_loss") == 1.0  # every taught item has lower loss than every unseen one
+
+
+def test_key_token_mask_aligns_tokens_with_keywords(tiny_tofu: TinyTofu) -> None:
+    from grin_engine.evaluation.metrics.keyword_confidence import key_token_mask
+    from grin_engine.modeling import load_tokenizer
+
+    tok = load_tokenizer(tiny_tofu.random)
+    ids = [*tok.encode(" The author's name is Hina Ameen.", add_special_tokens=False), tok.eos_token_id]
+    mask = key_token_mask(tok, ids, ["Hina", "Ameen"])
+    picked = tok.decode([t for t, m in zip(ids, mask, strict=True) if m])
+    assert picked.split() == ["Hina", "Ameen"]
+    assert not mask[-1]  # EOS decodes to nothing and is never a key token
