@@ -35,6 +35,13 @@ _EXPORTS: dict[str, str] = {
     "teach": "grin_engine.teach",
     "localize": "grin_engine.localize",
     "Mask": "grin_engine.masks",
+    "evaluate": "grin_engine.evaluation",
+    "EvalConfig": "grin_engine.evaluation",
+    "EvalSplits": "grin_engine.evaluation",
+    "EvaluationReport": "grin_engine.evaluation",
+    "compare_reports": "grin_engine.evaluation",
+    "VerdictPolicy": "grin_engine.evaluation",
+    "Verdict": "grin_engine.evaluation",
 }
 
 __all__ = sorted(_EXPORTS)
