@@ -39,7 +39,9 @@ def test_tofu_pipeline_end_to_end(tmp_path: Path) -> None:
     for run in final["runs"]:
         m = run["metrics"]
         assert m["forget_quality"] is not None and m["model_utility"] is not None
-        assert "quantization_int4/keyword_accuracy" in m and "relearning/keyword_accuracy" in m
+        probes = "quantization_int4/keyword_accuracy" in m and "relearning/keyword_accuracy" in m
+        assert probes == (run["spec"]["seed"] == 0)  # the probes run on the first seed only
+        assert "forget/privleak_min_k" in m and "forget/repetition_rate" in m
         assert run["steps"] == 2 and run["timings_s"]["finetune"] > 0
     grin = next(r for r in final["runs"] if r["spec"]["method"] == "grin_graddiff")
     assert 0 < grin["mask"]["density"] < 0.1
