@@ -41,6 +41,8 @@ def create_celery(settings: Settings) -> Celery:
         result_serializer="json",
         result_expires=24 * 3600,
         worker_hijack_root_logger=False,
+        # Our JSON log lines go to the real stderr; Celery's stdout/stderr proxy would wrap each in a line of its own.
+        worker_redirect_stdouts=False,
         broker_connection_timeout=3,
         redis_socket_timeout=5,
         redis_socket_connect_timeout=3,
@@ -54,5 +56,9 @@ celery_app = create_celery(get_settings())
 @worker_init.connect
 def _migrate_on_start(**_: object) -> None:
     from app.core.db import migrate
+    from app.observability.logging import configure_logging
+
+    # JSON lines with job ids (`job_context` in the pipeline); Celery's root handler must not print them again.
+    configure_logging(propagate=False)
 
     migrate(get_settings())

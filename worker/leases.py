@@ -23,10 +23,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.jobs.state import IllegalTransition, append_event, transition
-from app.models import Job
+from app.models import Job, RegisteredModel
 from app.models.base import utcnow
 
 logger = logging.getLogger("grin.worker.leases")
@@ -44,14 +44,44 @@ def _no_live_lease(now: datetime):  # type: ignore[no-untyped-def]
     return or_(Job.lease_owner.is_(None), Job.lease_expires_at.is_(None), Job.lease_expires_at < now)
 
 
+# Another job on the same model in one of these states (or queued with a live lease: taken, not yet started)
+# keeps a job from starting: jobs on one model run one at a time, so each starts from its predecessor's result.
+MODEL_BUSY = ("running", "cancelling", "awaiting_approval")
+
+
+def model_busy(session: Session, model_id: uuid.UUID, job_id: uuid.UUID, now: datetime | None = None) -> Job | None:
+    """Another job of the model that is running, cancelling, awaiting approval or leased (or None)."""
+    now = now or utcnow()
+    other = aliased(Job)
+    live = and_(other.lease_owner.is_not(None), other.lease_expires_at.is_not(None), other.lease_expires_at >= now)
+    return session.scalars(
+        select(other).where(other.model_id == model_id, other.id != job_id,
+                            or_(other.status.in_(MODEL_BUSY), and_(other.status == "queued", live)))
+        .order_by(other.created_at).limit(1)
+    ).first()
+
+
 def acquire_lease(session: Session, job_id: uuid.UUID, owner: str, lease_seconds: float,
                   now: datetime | None = None) -> bool:
-    """Take the job's lease and count an attempt, atomically; False when someone else may run it.
+    """Take the job's lease and count an attempt, atomically; False when someone else may run it, or when
+    another job on the same model is running, cancelling, awaiting approval or leased (`model_busy`).
 
-    One UPDATE ... WHERE: the job is queued or running, nobody holds a live lease, and attempts are left.
+    The model's row is locked first (`SELECT ... FOR UPDATE`; SQLite serialises writers anyway), so two
+    workers taking leases on two jobs of one model cannot both see the model free. Then one UPDATE ... WHERE:
+    the job is queued or running, nobody holds a live lease, and attempts are left. A job that has not
+    started yet (still queued) and whose base version was not pinned by the client gets the model's current
+    version as its base here, so it unlearns from the result of the jobs that ran before it.
     The caller commits.
     """
     now = now or utcnow()
+    model_id = session.scalar(select(Job.model_id).where(Job.id == job_id))
+    if model_id is None:
+        return False
+    session.execute(select(RegisteredModel.id).where(RegisteredModel.id == model_id).with_for_update())
+    busy = model_busy(session, model_id, job_id, now)
+    if busy is not None:
+        logger.info("job %s waits: job %s of the same model is %s", job_id, busy.id, busy.status)
+        return False
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status.in_(LEASABLE), _no_live_lease(now), Job.attempts < Job.max_attempts)
@@ -59,7 +89,26 @@ def acquire_lease(session: Session, job_id: uuid.UUID, owner: str, lease_seconds
                 attempts=Job.attempts + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    current = session.scalar(select(RegisteredModel.current_version_id).where(RegisteredModel.id == model_id))
+    if current is not None:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "queued", Job.base_pinned.is_(False),
+                   Job.base_version_id != current)
+            .values(base_version_id=current)
+            .execution_options(synchronize_session=False)
+        )
+    return True
+
+
+def next_waiting(session: Session, model_id: uuid.UUID) -> uuid.UUID | None:
+    """The oldest queued job of the model that nobody holds: what to send when the model becomes free."""
+    now = utcnow()
+    return session.scalar(select(Job.id).where(Job.model_id == model_id, Job.status == "queued",
+                                               _no_live_lease(now), Job.cancel_requested.is_(False))
+                          .order_by(Job.created_at).limit(1))
 
 
 def renew_lease(session: Session, job_id: uuid.UUID, owner: str, lease_seconds: float) -> bool:
@@ -152,6 +201,9 @@ def sweep(session_factory: Callable[[], Session], send: Callable[[str], None], *
                     continue
                 if job.updated_at >= stale:
                     continue  # released a moment ago: its own retry message is on its way
+                if job.status == "queued" and model_busy(session, job.model_id, job.id, now) is not None:
+                    session.rollback()
+                    continue  # waits for the model's running job; that job's end sends it
                 claimed = session.execute(
                     update(Job)
                     .where(and_(Job.id == job.id, Job.updated_at == job.updated_at), _no_live_lease(now))

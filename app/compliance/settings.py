@@ -26,6 +26,10 @@ class ComplianceSettings(BaseSettings):
     # Deliveries to loopback/private/link-local addresses are refused (SSRF) unless this is set.
     webhook_allow_private_targets: bool = False
 
+    # Retention: when a job promotes a new version, delete the weights of the version it supersedes (from the
+    # artifact store; a registered directory is never touched) and record it in the report.
+    delete_superseded_weights: bool = False
+
 
 @lru_cache
 def get_compliance_settings() -> ComplianceSettings:

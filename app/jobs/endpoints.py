@@ -5,11 +5,12 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -24,8 +25,9 @@ from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_c
 from app.core.problems import ProblemError
 from app.jobs import repository, service
 from app.jobs.queue import enqueue_job
-from app.jobs.schemas import JobEventOut, JobOut, JobReport, UnlearnRequest
+from app.jobs.schemas import JobEventOut, JobOut, JobReport, RejectRequest, UnlearnRequest
 from app.jobs.state import TERMINAL, JobStatus
+from app.observability.logging import KEY_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["jobs"], responses=problem_responses(401, 413))
 
@@ -257,3 +259,68 @@ def download_mask(job_id: uuid.UUID, tenant: CurrentTenant, session: SessionDep,
 def read_report(job_id: uuid.UUID, tenant: CurrentTenant, session: SessionDep) -> JobReport:
     return service.build_report(session, service.get_job(session, tenant, job_id))
 
+
+
+def _key_prefix(request: Request) -> str | None:
+    """The prefix of the caller's API key (it names the key; the secret never leaves the auth check)."""
+    match = KEY_PATTERN.search(request.headers.get("authorization", ""))
+    return match.group(1) if match else None
+
+
+@router.post("/jobs/{job_id}/approve", summary="Approve a job awaiting approval: its version becomes current",
+             responses=problem_responses(404, 409, 422))
+def approve_job(job_id: uuid.UUID, request: Request, tenant: CurrentTenant, session: SessionDep,
+                settings: SettingsDep) -> JobOut:
+    job = service.approve_job(session, settings, service.get_job(session, tenant, job_id), _key_prefix(request))
+    return JobOut.model_validate(job)
+
+
+@router.post("/jobs/{job_id}/reject", summary="Reject a job awaiting approval: its version is discarded",
+             responses=problem_responses(404, 409, 422))
+def reject_job(job_id: uuid.UUID, request: Request, tenant: CurrentTenant, session: SessionDep,
+               settings: SettingsDep, body: RejectRequest | None = None) -> JobOut:
+    job = service.reject_job(session, settings, service.get_job(session, tenant, job_id), _key_prefix(request),
+                             body.reason if body else None)
+    return JobOut.model_validate(job)
+
+
+# The HTML report is self-contained (inline CSS, PNG data URIs): nothing else may load, no script may run.
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def _signed_file(session: SessionDep, tenant: CurrentTenant, settings: Settings, job_id: uuid.UUID,
+                 which: str) -> Path:
+    job = service.get_job(session, tenant, job_id)
+    key = {"json": job.report_key, "html": job.report_html_key, "dsse": job.report_envelope_key}[which]
+    if key is None:
+        raise ProblemError(404, "Not Found", f"job {job_id} has no signed report yet")
+    return store_from_settings(settings).get_path(key)
+
+
+@router.get("/jobs/{job_id}/report.json", response_class=FileResponse,
+            summary="The signed audit report's report.json (exactly the bytes the envelope names)",
+            responses={**problem_responses(404, 422), 200: {"content": {"application/json": {}}}})
+def read_report_json(job_id: uuid.UUID, tenant: CurrentTenant, session: SessionDep,
+                     settings: SettingsDep) -> FileResponse:
+    return FileResponse(_signed_file(session, tenant, settings, job_id, "json"), media_type="application/json",
+                        filename="report.json")
+
+
+@router.get("/jobs/{job_id}/report.html", response_class=HTMLResponse, summary="The audit report for people (HTML)",
+            responses={**problem_responses(404, 422), 200: {"content": {"text/html": {}}}})
+def read_report_html(job_id: uuid.UUID, tenant: CurrentTenant, session: SessionDep,
+                     settings: SettingsDep) -> HTMLResponse:
+    path = _signed_file(session, tenant, settings, job_id, "html")
+    return HTMLResponse(path.read_text(encoding="utf-8"),
+                        headers={"Content-Security-Policy": REPORT_CSP, "X-Content-Type-Options": "nosniff",
+                                 "Referrer-Policy": "no-referrer"})
+
+
+@router.get("/jobs/{job_id}/report.dsse.json", response_class=FileResponse,
+            summary="The DSSE envelope signing report.json and every checkpoint file (verify with "
+                    "`grin verify-report`)",
+            responses={**problem_responses(404, 422), 200: {"content": {"application/json": {}}}})
+def read_report_envelope(job_id: uuid.UUID, tenant: CurrentTenant, session: SessionDep,
+                         settings: SettingsDep) -> FileResponse:
+    return FileResponse(_signed_file(session, tenant, settings, job_id, "dsse"), media_type="application/json",
+                        filename="report.dsse.json")

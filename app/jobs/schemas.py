@@ -45,6 +45,9 @@ class UnlearnRequest(BaseModel):
     subject_reference: str | None = Field(None, max_length=500, description="opaque, for the audit trail")
     legal_basis: str | None = Field(None, max_length=500)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    require_approval: bool | None = Field(None, description="wait in `awaiting_approval` for POST .../approve "
+                                                            "before the new version becomes current; default: "
+                                                            "the tenant's setting")
 
 
 class JobOut(BaseModel):
@@ -77,6 +80,25 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    require_approval: bool = Field(False, description="the approval gate applies to this job")
+    base_pinned: bool = Field(False, description="the client chose base_version_id; else it is the model's "
+                                                 "current version when the job starts running")
+    reviewed_by: str | None = Field(None, description="API key prefix that approved or rejected the job")
+
+
+class RejectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(None, max_length=500, description="recorded in the job's error and history")
+
+
+class SignedReport(BaseModel):
+    """Where the signed audit report is: sha256 keys in the artifact store and the endpoints serving them."""
+
+    report_sha256: str
+    html_sha256: str | None
+    envelope_sha256: str | None
+    links: dict[str, str]
 
 
 class JobEventOut(BaseModel):
@@ -118,3 +140,5 @@ class JobReport(BaseModel):
     mask: MaskSummary | None
     evaluation: EvaluationSummary
     history: list[JobEventOut] = Field(description="the job's status changes")
+    signed: SignedReport | None = Field(None, description="the signed audit report (report.json, report.html, "
+                                                          "report.dsse.json) once issued")

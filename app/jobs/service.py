@@ -3,20 +3,25 @@ job with its raw inputs in one transaction; then cancel, and build the report.""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.compliance import audit_log
+from app.core.artifacts import store_from_settings
 from app.core.config import Settings
 from app.core.hashing import canonical_json, merkle_root, sha256_hex
 from app.core.problems import ProblemError
 from app.datasets import repository as datasets
-from app.jobs import repository
+from app.jobs import lifecycle, repository
+from app.jobs.queue import enqueue_job
 from app.jobs.schemas import (
     EvaluationSummary,
     ForgetSummary,
@@ -24,10 +29,11 @@ from app.jobs.schemas import (
     JobOut,
     JobReport,
     MaskSummary,
+    SignedReport,
     UnlearnRequest,
 )
 from app.jobs.state import IN_FLIGHT, STATUS_EVENT, IllegalTransition, append_event, transition
-from app.models import ForgetRecordHash, IdempotencyKey, Job, JobInput, ModelVersion, Tenant
+from app.models import ForgetRecordHash, IdempotencyKey, Job, JobInput, ModelVersion, RegisteredModel, Tenant
 from app.models.base import utcnow
 from app.registry import repository as registry
 from app.registry.schemas import ModelVersionOut
@@ -174,7 +180,8 @@ def create_job(session: Session, settings: Settings, tenant: Tenant, request: Un
         legal_basis=request.legal_basis, request_metadata=request.metadata, status="queued", progress=0.0,
         attempts=0, max_attempts=settings.max_attempts, cancel_requested=False, forget_count=len(forget.rows),
         forget_merkle_root=merkle_root(forget.hashes), holdout_count=len(holdout.rows) if holdout else 0,
-        request_sha256=digest,
+        request_sha256=digest, base_pinned=request.base_version_id is not None,
+        require_approval=tenant.require_approval if request.require_approval is None else request.require_approval,
     )
     session.add(job)
     session.flush()
@@ -182,6 +189,10 @@ def create_job(session: Session, settings: Settings, tenant: Tenant, request: Un
     session.add_all(ForgetRecordHash(job_id=job.id, index=i, sha256=h) for i, h in enumerate(forget.hashes))
     append_event(session, job, STATUS_EVENT, {"from": None, "to": "queued", "progress": 0.0,
                                               "preset": request.method.preset})
+    audit_log.append(session, audit_log.JOB_SUBMITTED, tenant_id=tenant.id, job_id=job.id, data={
+        "model_id": str(model.id), "base_version_id": str(base.id), "base_pinned": job.base_pinned,
+        "kind": job.kind, "forget_count": job.forget_count, "forget_merkle_root": job.forget_merkle_root,
+        "holdout_count": job.holdout_count, "request_sha256": digest, "require_approval": job.require_approval})
     if idempotency_key is not None:
         claimed = repository.idempotency_key(session, tenant.id, idempotency_key)
         if claimed is not None:
@@ -221,6 +232,83 @@ def cancel_job(session: Session, job: Job) -> Job:
     return job
 
 
+def _decider(key_prefix: str | None) -> str:
+    return key_prefix or "unknown key"
+
+
+def approve_job(session: Session, settings: Settings, job: Job, key_prefix: str | None) -> Job:
+    """awaiting_approval -> succeeded: the candidate becomes the model's current version, in one transaction."""
+    from app.compliance.settings import get_compliance_settings
+
+    store = store_from_settings(settings)
+    model = session.scalars(select(RegisteredModel).where(RegisteredModel.id == job.model_id).with_for_update()).one()
+    session.refresh(job, with_for_update=True)
+    if job.status != "awaiting_approval" or job.candidate_key is None:
+        session.rollback()
+        raise ProblemError(409, "Conflict", f"the job is {job.status}; only a job awaiting approval can be approved")
+    manifest = json.loads(store.read_bytes(job.candidate_key))
+    by = _decider(key_prefix)
+    promotion = lifecycle.promote(session, store, job, model, manifest_key=job.candidate_key,
+                                  files=dict(manifest["files"]), total_bytes=sum(manifest["sizes"].values()),
+                                  delete_superseded=get_compliance_settings().delete_superseded_weights,
+                                  by=f"approved by {by}")
+    job.reviewed_by = by
+    version = promotion.version
+    now = utcnow()
+
+    def change(report: dict[str, Any]) -> None:
+        report["job"].update(status="succeeded", finished_at=now.isoformat())
+        report["model"]["after"].update(version_id=str(version.id), number=version.number)
+        report["retention"].extend(r.model_dump(mode="json") for r in promotion.retention)
+        report["retention"].append({"action": "approved", "target": f"model version {version.number}",
+                                    "at": now.isoformat(), "detail": f"promoted to current by API key {by}"})
+
+    lifecycle.reissue(session, store, job, change)
+    transition(session, job, "succeeded", now=now,
+               data={"approved_by": by, "version": version.number, "result_version_id": str(version.id)})
+    session.commit()
+    lifecycle.delete_artifacts(session, store, promotion.delete_after_commit)
+    enqueue_next_waiting(session, settings, job.model_id)
+    return job
+
+
+def reject_job(session: Session, settings: Settings, job: Job, key_prefix: str | None, reason: str | None) -> Job:
+    """awaiting_approval -> failed: the candidate checkpoint is discarded (its files deleted unless shared)."""
+    store = store_from_settings(settings)
+    session.refresh(job, with_for_update=True)
+    if job.status != "awaiting_approval":
+        session.rollback()
+        raise ProblemError(409, "Conflict", f"the job is {job.status}; only a job awaiting approval can be rejected")
+    by = _decider(key_prefix)
+    error = f"rejected by {by}: {reason or 'no reason given'}"
+    job.reviewed_by = by
+    keys = lifecycle.discard_candidate(session, store, job)
+    now = utcnow()
+
+    def change(report: dict[str, Any]) -> None:
+        report["job"].update(status="failed", finished_at=now.isoformat())
+        report["retention"].append({"action": "weights_deleted", "target": "the job's unpromoted checkpoint",
+                                    "at": now.isoformat(), "detail": f"rejected by API key {by}; "
+                                    f"{len(keys)} objects deleted (files shared with other versions are kept)"})
+
+    lifecycle.reissue(session, store, job, change)
+    transition(session, job, "failed", error=error, now=now, data={"rejected_by": by})
+    session.commit()
+    lifecycle.delete_artifacts(session, store, keys)
+    enqueue_next_waiting(session, settings, job.model_id)
+    return job
+
+
+def enqueue_next_waiting(session: Session, settings: Settings, model_id: uuid.UUID) -> None:
+    """The model is free: send its oldest waiting job now rather than at the next sweep."""
+    from worker.leases import next_waiting
+
+    waiting = next_waiting(session, model_id)
+    session.rollback()
+    if waiting is not None:
+        enqueue_job(settings, waiting)
+
+
 def build_report(session: Session, job: Job) -> JobReport:
     model = registry.model_of_tenant(session, job.tenant_id, job.model_id)
     base = session.get(ModelVersion, job.base_version_id)
@@ -245,4 +333,8 @@ def build_report(session: Session, job: Job) -> JobReport:
             verdict=after.verdict if after else None,
         ),
         history=[JobEventOut.model_validate(e) for e in history],
+        signed=SignedReport(
+            report_sha256=job.report_key, html_sha256=job.report_html_key, envelope_sha256=job.report_envelope_key,
+            links={"json": f"/v1/jobs/{job.id}/report.json", "html": f"/v1/jobs/{job.id}/report.html",
+                   "envelope": f"/v1/jobs/{job.id}/report.dsse.json"}) if job.report_key else None,
     )

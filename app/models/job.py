@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -63,6 +64,17 @@ class Job(IdMixin, CreatedAtMixin, Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Issue 7: the approval gate (resolved at submit: the request's flag, else the tenant's), whether the
+    # client pinned base_version_id (else the base is re-resolved to the model's current version when a
+    # worker takes the lease), who approved/rejected (an API key prefix, never the key), the manifest key of
+    # a checkpoint that was made but not (yet) promoted, and the signed report's three artifact keys.
+    require_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    base_pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    reviewed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    candidate_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    report_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    report_html_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    report_envelope_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class JobEvent(Base):

@@ -15,7 +15,7 @@ from tests.worker.conftest import Stack
 
 
 def _assert_promoted(stack: Stack, job: dict, base_version_id: str) -> None:
-    assert job["status"] == "succeeded", job
+    assert job["status"] == "succeeded", (job["error"], job)
     assert job["error"] is None
     with stack.ledger() as session:
         version = session.get_one(ModelVersion, uuid.UUID(job["result_version_id"]))
@@ -130,7 +130,7 @@ def test_killed_worker_job_resumes_via_sweep(embedded_stack: Stack) -> None:
     stack.kill_worker()  # no ack, no cleanup, the lease is left to expire
     stack.start_worker()
     job = stack.wait(job_id, timeout=120)
-    assert job["status"] == "succeeded", job
+    assert job["status"] == "succeeded", (job["error"], job)
     assert job["attempts"] == 2
     assert "localize" in job["metrics"]["resumed_stages"]  # the mask of attempt 1 was reused
     assert "finetune" in job["metrics"]["resumed_stages"]  # from the step-4 fine-tune checkpoint
@@ -169,6 +169,6 @@ def test_demo_setup_prints_a_request_that_succeeds(embedded_stack: Stack, tiny_m
             response = c.post("/v1/unlearn", json=request)
         assert response.status_code == 202, response.text
         job = stack.wait(response.json()["id"], timeout=120)
-        assert job["status"] == "succeeded", job
+        assert job["status"] == "succeeded", (job["error"], job)
     finally:
         stack.key = test_key

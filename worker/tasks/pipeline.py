@@ -29,7 +29,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.artifacts import ArtifactStore, store_from_settings
@@ -45,8 +45,19 @@ from app.models import (
     ModelVersion,
     RegisteredModel,
 )
+from app.models.base import utcnow
+from app.observability.logging import job_context
 from worker.celery_app import celery_app
-from worker.leases import RUN_JOB_TASK, acquire_lease, fail_if_exhausted, new_owner, release_lease, renew_lease
+from worker.leases import (
+    RUN_JOB_TASK,
+    acquire_lease,
+    fail_if_exhausted,
+    model_busy,
+    new_owner,
+    next_waiting,
+    release_lease,
+    renew_lease,
+)
 
 logger = logging.getLogger("grin.worker.pipeline")
 
@@ -210,11 +221,15 @@ class JobRunner:
         inputs = self.load_inputs()
         base_dir, base_version_id = self.base_model_dir()
         result = self.unlearn_stage(base_dir, inputs)
+        eval_started = time.perf_counter()
         before, after, verdict, eval_note = self.evaluate_stage(base_dir, result, inputs)
+        eval_seconds = time.perf_counter() - eval_started
         self.enter_stage("report")
+        report_started = time.perf_counter()
         stored = self.report_stage(result)
         self.raise_if_cancelled()
-        return self.promote(base_version_id, result, stored, before, after, verdict, eval_note)
+        return self.finish(base_version_id, result, stored, before, after, verdict, eval_note, eval_seconds,
+                           report_started)
 
     def load_inputs(self) -> Inputs:
         """The raw records, from job_inputs (forget/holdout) and the retain dataset (artifact store)."""
@@ -320,10 +335,24 @@ class JobRunner:
             raise RuntimeError("checkpoint hashes differ from the engine's: the work dir was modified")
         return {"mask": mask, "checkpoint": checkpoint}
 
-    def promote(self, base_version_id: uuid.UUID, result: Any, stored: dict[str, Any], before: Any, after: Any,
-                verdict: Any, eval_note: str) -> dict[str, Any]:
-        """One transaction: the version, the model's current pointer, the records and `succeeded`."""
+    def finish(self, base_version_id: uuid.UUID, result: Any, stored: dict[str, Any], before: Any, after: Any,
+               verdict: Any, eval_note: str, eval_seconds: float, report_started: float) -> dict[str, Any]:
+        """One transaction: mask, evaluations, metrics, the signed report, and the job's end:
+
+        - the approval gate (the job's `require_approval`), or a base that is no longer the model's current
+          version: `awaiting_approval` (the checkpoint is kept as the job's candidate; approve promotes it);
+        - else a failed verdict: `failed` ("verdict failed: ..."), nothing promoted, the candidate deleted;
+        - else the new version is promoted to current and the job `succeeded`.
+        Whatever the end, the report is issued (the evidence of a failed attempt matters as much).
+        """
+        from app.compliance.report_schema import RetentionAction
+        from app.compliance.settings import get_compliance_settings
+        from app.jobs import lifecycle
+        from worker.report import build_report
+
         mask, checkpoint = stored["mask"], stored["checkpoint"]
+        delete_superseded = get_compliance_settings().delete_superseded_weights
+        delete_after: set[str] = set()
         with self.session() as session:
             job = session.scalars(select(Job).where(Job.id == self.job_id).with_for_update()).one()
             if job.lease_owner != self.owner or job.status != "running" or job.result_version_id is not None:
@@ -332,11 +361,6 @@ class JobRunner:
                 raise JobCancelled("cancel requested before promotion")
             model = session.scalars(
                 select(RegisteredModel).where(RegisteredModel.id == job.model_id).with_for_update()).one()
-            number = (session.scalar(select(func.max(ModelVersion.number)).where(ModelVersion.model_id == model.id))
-                      or 0) + 1
-            version = ModelVersion(model_id=model.id, number=number, parent_id=base_version_id, job_id=job.id,
-                                   location=checkpoint.key, files=checkpoint.files, total_bytes=checkpoint.total_bytes)
-            session.add(version)
             self.store.record(session, mask, *checkpoint.artifacts)
             session.add(Mask(job_id=job.id, artifact_key=mask.key, sha256=result.mask_sha256,
                              summary=result.mask_summary))
@@ -347,16 +371,43 @@ class JobRunner:
                 session.add(EvaluationResult(job_id=job.id, phase=phase, report=report.model_dump(mode="json"),
                                              verdict=verdict_json if phase == "after" else None))
             superseded = model.current_version_id not in (None, base_version_id)
+            verdict_failed = verdict is not None and not verdict.passed
+            if job.require_approval or superseded:
+                outcome = "awaiting_approval"
+            elif verdict_failed:
+                outcome = "failed"
+            else:
+                outcome = "succeeded"
+            now = utcnow()
+            retention = [RetentionAction(
+                action="forget_records_purged", target="job_inputs and the worker's work dir", at=now,
+                detail=f"{job.forget_count} forget and {job.holdout_count} holdout records deleted; only their "
+                       "sha256 hashes and Merkle root are kept")]
+            version = None
+            if outcome == "succeeded":
+                promotion = lifecycle.promote(session, self.store, job, model, manifest_key=checkpoint.key,
+                                              files=checkpoint.files, total_bytes=checkpoint.total_bytes,
+                                              delete_superseded=delete_superseded, by="verdict", now=now)
+                version, delete_after = promotion.version, promotion.delete_after_commit
+                retention.extend(promotion.retention)
+            elif outcome == "failed":
+                job.candidate_key = checkpoint.key
+                session.flush()
+                delete_after = lifecycle.discard_candidate(session, self.store, job)
+                retention.append(RetentionAction(
+                    action="weights_deleted", target="the job's unpromoted checkpoint", at=now,
+                    detail="the verdict failed, so the checkpoint was not promoted and its files were deleted "
+                           "(files shared with other versions are kept)"))
+            else:
+                job.candidate_key = checkpoint.key
             if superseded:
-                # Another job promoted a version after this one started from its base: the new current version
-                # descends from the older base and does not carry that job's unlearning. Said loudly.
+                # The base is no longer the model's current version (a pinned base, or the current pointer moved):
+                # promoting would silently discard the unlearning in the current version. A person decides.
                 append_event(session, job, "warning", {
-                    "message": "the model's current version changed while this job ran; the new version "
-                               "descends from the job's base, not from the previous current version",
-                    "previous_current_version_id": str(model.current_version_id)}, stage="report")
-            session.flush()
-            model.current_version_id = version.id
-            job.result_version_id = version.id
+                    "message": "the model's current version is not this job's base version: not promoted "
+                               "automatically; approving makes this job's version current anyway",
+                    "current_version_id": str(model.current_version_id),
+                    "base_version_id": str(base_version_id)}, stage="report")
             job.metrics = {
                 "forget_prob_before": result.forget_prob_before, "forget_prob_after": result.forget_prob_after,
                 "retain_prob_before": result.retain_prob_before, "retain_prob_after": result.retain_prob_after,
@@ -367,9 +418,28 @@ class JobRunner:
                 "evaluation_note": eval_note, "attempts": job.attempts,
                 "base_superseded": superseded,
             }
-            transition(session, job, "succeeded", data={"version": number, "result_version_id": str(version.id)})
+            error = None
+            if outcome == "failed":
+                failing = [c.reason for c in verdict.criteria if c.passed is False] or [verdict.reason]
+                error = "verdict failed: " + "; ".join(failing)
+            report = build_report(
+                session, job, status=outcome, finished_at=now if outcome != "awaiting_approval" else None,
+                result=result, before=before, after=after, verdict=verdict, eval_note=eval_note,
+                eval_seconds=eval_seconds, report_seconds=time.perf_counter() - report_started,
+                after_version=version, checkpoint_files=dict(checkpoint.files),
+                checkpoint_bytes=checkpoint.total_bytes, retention=retention, issued_at=now)
+            lifecycle.issue_and_store(session, self.store, job, report, dict(checkpoint.files))
+            data: dict[str, Any] = {"stage_completed": True}
+            if version is not None:
+                data.update(version=version.number, result_version_id=str(version.id))
+            transition(session, job, outcome, error=error, data=data, now=now)  # type: ignore[arg-type]
             session.commit()
-        return {"status": "succeeded", "version": number}
+            if delete_after:
+                lifecycle.delete_artifacts(session, self.store, delete_after)
+        if outcome == "succeeded":
+            assert version is not None
+            return {"status": outcome, "version": version.number}
+        return {"status": outcome, "error": error} if error else {"status": outcome}
 
 
 def eval_plan(kind: str, policy: Any, inputs: Inputs,
@@ -523,8 +593,13 @@ def _end_failed_or_retry(settings: Settings, job_id: uuid.UUID, owner: str, work
 
 
 def run_job_now(job_id: str, settings: Settings | None = None) -> dict[str, Any]:
-    """The task body, callable without Celery (tests, debugging)."""
-    settings = settings or get_settings()
+    """The task body, callable without Celery (tests, debugging). Logs carry the job id."""
+    with job_context(job_id):
+        outcome = _run_job(job_id, settings or get_settings())
+    return outcome
+
+
+def _run_job(job_id: str, settings: Settings) -> dict[str, Any]:
     jid = uuid.UUID(job_id)
     owner = new_owner()
     with open_session(settings) as session:
@@ -536,6 +611,10 @@ def run_job_now(job_id: str, settings: Settings | None = None) -> dict[str, Any]
                 shutil.rmtree(settings.data_dir / "work" / job_id, ignore_errors=True)
                 logger.warning("job %s: out of attempts, failed", job_id)
                 return {"status": "failed"}
+            if job is not None and job.status == "queued" and model_busy(session, job.model_id, jid) is not None:
+                session.rollback()
+                logger.info("job %s: waits for the other job on its model; that job's end sends it again", job_id)
+                return {"status": "waiting"}
             logger.info("job %s: not leasable (status %s, lease %s): duplicate or late delivery, skipped",
                         job_id, job.status if job else "missing", job.lease_owner if job else None)
             return {"status": "skipped"}
@@ -564,7 +643,21 @@ def run_job_now(job_id: str, settings: Settings | None = None) -> dict[str, Any]
         _free_accelerator_memory()
     outcome["seconds"] = round(time.perf_counter() - started, 2)
     logger.info("job %s: %s", job_id, outcome)
+    if outcome.get("status") in ("succeeded", "failed", "cancelled"):
+        send_next_waiting(settings, jid)
     return outcome
+
+
+def send_next_waiting(settings: Settings, job_id: uuid.UUID) -> None:
+    """The model is free again: send the oldest job waiting for it (the sweep would find it too, later)."""
+    try:
+        with open_session(settings) as session:
+            model_id = session.scalar(select(Job.model_id).where(Job.id == job_id))
+            waiting = next_waiting(session, model_id) if model_id is not None else None
+        if waiting is not None:
+            celery_app.send_task(RUN_JOB_TASK, args=[str(waiting)], queue=settings.gpu_queue)
+    except Exception:  # the sweep re-sends it
+        logger.exception("job %s: could not send the next job of its model", job_id)
 
 
 @worker_init.connect
