@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from app.core import jsonparse
 from app.core.artifacts import store_from_settings
 from app.core.config import Settings
 from app.core.problems import ProblemError
@@ -79,7 +80,9 @@ class JsonlUpload:
         if not raw.strip():
             return
         try:
-            row = json.loads(raw.decode("utf-8"))
+            row = jsonparse.loads(raw.decode("utf-8"))
+        except jsonparse.JsonTooDeep as exc:
+            raise line_problem(line, None, str(exc)) from None
         except UnicodeDecodeError:
             raise line_problem(line, None, "not UTF-8") from None
         except json.JSONDecodeError as exc:

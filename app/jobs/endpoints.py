@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from app.auth.dependencies import CurrentTenant
+from app.core import jsonparse
 from app.core.artifacts import store_from_settings
 from app.core.config import Settings
 from app.core.db import open_session
@@ -66,8 +67,8 @@ async def _jsonl_records(part: UploadFile | str | None, name: str) -> list[Any] 
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line.decode("utf-8")))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            records.append(jsonparse.loads(line.decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError, jsonparse.JsonTooDeep):
             raise ProblemError(422, "Unprocessable Content", f"{name}: line {line_number} is not JSON",
                                line=line_number,
                                errors=[{"loc": f"body.{name}.line.{line_number}", "msg": "invalid JSON",
@@ -85,7 +86,9 @@ async def _read_unlearn_request(request: Request, settings: Settings) -> Unlearn
                 raise _invalid_body([{"loc": ("request",), "msg": "Field required", "type": "missing"}])
             raw = (await request_part.read()) if isinstance(request_part, UploadFile) else request_part
             try:
-                document = json.loads(raw)
+                document = jsonparse.loads(raw)
+            except jsonparse.JsonTooDeep as exc:
+                raise _invalid_body([{"loc": ("request",), "msg": str(exc), "type": "json_invalid"}]) from None
             except json.JSONDecodeError as exc:
                 raise _invalid_body([{"loc": ("request",), "msg": f"invalid JSON ({exc.msg})",
                                       "type": "json_invalid"}]) from None
@@ -100,7 +103,9 @@ async def _read_unlearn_request(request: Request, settings: Settings) -> Unlearn
                     document[name] = records
     elif content_type == "application/json":
         try:
-            document = json.loads(await request.body())
+            document = jsonparse.loads(await request.body())
+        except jsonparse.JsonTooDeep as exc:
+            raise _invalid_body([{"loc": (), "msg": str(exc), "type": "json_invalid"}]) from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise _invalid_body([{"loc": (), "msg": "invalid JSON", "type": "json_invalid"}]) from exc
     else:
