@@ -4,7 +4,9 @@ Reports (medians over --repeats, baseline measured in the same run):
 - seconds per stage (localize / noise / finetune) for GRIN and for the baseline (no mask, no noise);
 - GRIN total / baseline total at the same number of fine-tune steps (goal <= 1.25);
 - extra peak memory of localization / model fp32 size (goal <= 2), measured in a fresh subprocess by
-  polling RSS, plus the analytic figure (the two gradient-sized buffers);
+  polling RSS; on a ~1M-parameter model that peak is dominated by activations and logits, which any
+  fine-tune step needs as well, so the peak of one plain training step on the same batch is measured too
+  and the difference reported, beside the analytic figure (the two gradient-sized buffers);
 - mask bytes per eligible parameter.
 Writes bench/results/engine_overhead.json. The taught model is cached under bench/.cache (gitignored).
 
@@ -57,6 +59,19 @@ def taught_model(threads: int) -> Path:
     return out
 
 
+def wide_model() -> Path:
+    """An untrained ~25M-parameter model (hidden 512, 8 layers) for the memory figures only: at this size the
+    parameters, not the activations of one batch, dominate, so "peak / model size" measures localization."""
+    from grin_engine.build import build_tiny_model
+
+    out = CACHE / "wide_25m"
+    if not (out / "model.safetensors").is_file():
+        forget, retain = datasets()
+        texts = [t for r in forget + retain for t in (r.question, r.answer)]
+        build_tiny_model(out, texts, vocab_size=1024, hidden=512, layers=8, heads=8, max_positions=256)
+    return out
+
+
 def run_once(model_dir: Path, preset: str, steps: int, seed: int) -> dict:
     from grin_engine.config import UnlearnConfig
     from grin_engine.pipeline import unlearn
@@ -87,19 +102,28 @@ def _rss() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def localize_memory(model_dir: Path) -> dict:
-    """Run in a fresh process: extra peak RSS during localize over the RSS just before it."""
+def peak_memory(model_dir: Path, mode: str) -> dict:
+    """Run in a fresh process: extra peak RSS of `mode` over the RSS just before it.
+
+    mode "localize": GRIN's localization over the forget and retain sets.
+    mode "train_step": plain training passes (forward+backward, gradients dropped after each batch) over the
+    same forget and retain batches, with gradients on the same weights: what any fine-tune needs anyway
+    (activations, logits, one gradient buffer, allocator growth over many batches). The difference between
+    the two peaks is what localization itself adds: its gradient accumulators and the top-k selection.
+    """
     import torch
 
     from grin_engine.config import LocalizeConfig
-    from grin_engine.data import encode
-    from grin_engine.localize import eligible_parameters, localize
+    from grin_engine.data import batches, encode
+    from grin_engine.localize import answer_tokens, eligible_parameters, localize, retain_sample
     from grin_engine.modeling import fp32_bytes, load_model
+    from grin_engine.scoring import per_item_nll
 
     forget, retain = datasets()
     model, tok = load_model(model_dir, device="cpu")
     f, r = encode(tok, forget, MAX_LENGTH), encode(tok, retain, MAX_LENGTH)
-    with torch.no_grad():  # warm up kernels and allocator arenas so they are not billed to localize
+    cfg = LocalizeConfig()
+    with torch.no_grad():  # warm up kernels and allocator arenas so they are not billed to the measured work
         model(input_ids=f.input_ids[:8], attention_mask=f.attention_mask[:8])
     base, peak, done = _rss(), [0], threading.Event()
 
@@ -110,16 +134,48 @@ def localize_memory(model_dir: Path) -> dict:
 
     th = threading.Thread(target=poll)
     th.start()
-    localize(model, f, r, LocalizeConfig())
+    if mode == "localize":
+        localize(model, f, r, cfg)
+    else:
+        params = eligible_parameters(model)
+        chosen = {id(p) for p in params.values()}
+        for p in model.parameters():
+            p.requires_grad_(id(p) in chosen)
+        for data in (f, retain_sample(r, answer_tokens(f), 0)):
+            for b in batches(data, cfg.batch_size):
+                per_item_nll(model, b).mean().backward()
+                for p in params.values():
+                    p.grad = None
     done.set()
     th.join()
     size = fp32_bytes(model)
     eligible = sum(p.numel() for p in eligible_parameters(model).values())
     return {
         "model_fp32_bytes": size,
-        "localize_extra_peak_bytes": max(peak[0] - base, 0),
-        "localize_peak_over_model_fp32": max(peak[0] - base, 0) / size,
+        "extra_peak_bytes": max(peak[0] - base, 0),
         "analytic_gradient_buffers_over_model_fp32": 2 * 4 * eligible / size,
+    }
+
+
+def measure_memory(threads: int, model: str) -> dict:
+    def run(mode: str) -> dict:
+        out = subprocess.run(
+            [sys.executable, __file__, "--memory-only", mode, "--memory-model", model, "--threads", str(threads)],
+            check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        ).stdout  # fmt: skip
+        return json.loads(out.strip().splitlines()[-1])
+
+    loc, step = run("localize"), run("train_step")
+    size = loc["model_fp32_bytes"]
+    return {
+        "model_fp32_bytes": size,
+        "localize_extra_peak_bytes": loc["extra_peak_bytes"],
+        "train_step_extra_peak_bytes": step["extra_peak_bytes"],
+        "localize_peak_over_model_fp32": loc["extra_peak_bytes"] / size,
+        # What localization costs beyond a plain training step on the same batch, in model sizes:
+        "localize_peak_minus_train_step_over_model_fp32": (loc["extra_peak_bytes"] - step["extra_peak_bytes"])
+        / size,
+        "analytic_gradient_buffers_over_model_fp32": loc["analytic_gradient_buffers_over_model_fp32"],
     }
 
 
@@ -128,17 +184,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--memory-only", choices=["localize", "train_step"], help=argparse.SUPPRESS)
+    ap.add_argument("--memory-model", choices=["taught", "wide"], default="taught", help=argparse.SUPPRESS)
     args = ap.parse_args()
     import torch
     from transformers.utils import logging
 
     logging.disable_progress_bar()
     torch.set_num_threads(args.threads)
-    model_dir = taught_model(args.threads)
     if args.memory_only:
-        print(json.dumps(localize_memory(model_dir)))
+        target = taught_model(args.threads) if args.memory_model == "taught" else wide_model()
+        print(json.dumps(peak_memory(target, args.memory_only)))
         return
+    model_dir = taught_model(args.threads)
     runs: dict[str, list[dict]] = {"grin": [], "baseline": []}
     for i in range(args.repeats):
         for preset in ("baseline", "grin"):  # interleaved: machine load hits both alike
@@ -146,12 +204,8 @@ def main() -> None:
             print(f"repeat {i} {preset}: {runs[preset][-1]['engine_total']:.2f}s", file=sys.stderr)
     med = {p: {k: statistics.median(r[k] for r in rs) for k in ("localize", "noise", "finetune", "engine_total")}
            for p, rs in runs.items()}  # fmt: skip
-    mem = json.loads(
-        subprocess.run(
-            [sys.executable, __file__, "--memory-only", "--threads", str(args.threads)],
-            check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        ).stdout.strip().splitlines()[-1]
-    )  # fmt: skip
+    wide_model()
+    mem = {"model_1m": measure_memory(args.threads, "taught"), "model_25m": measure_memory(args.threads, "wide")}
     from grin_engine.modeling import count_parameters, load_model
 
     model, _ = load_model(model_dir, device="cpu")

@@ -131,14 +131,17 @@ def ratio_scores(g_forget: Grads, g_retain: Grads, eps_rel: float, eps_scope: st
 
 def select_top(flat: torch.Tensor, n: int) -> torch.Tensor:
     """Boolean mask of exactly n entries with the highest values; ties at the threshold go to the lowest
-    flat indices, so the result is deterministic."""
+    flat indices, so the result is deterministic. NaN scores rank lowest."""
     out = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
     if n <= 0:
         return out
     if n >= flat.numel():
         return out.fill_(True)
-    flat = torch.nan_to_num(flat.float(), nan=-1.0, posinf=torch.finfo(torch.float32).max)
-    threshold = torch.kthvalue(-flat, n).values.neg()
+    flat = flat.float()
+    if not bool(torch.isfinite(flat).all()):  # copy only in the rare case that needs cleaning
+        flat = torch.nan_to_num(flat, nan=-1.0, posinf=torch.finfo(torch.float32).max)
+    # The n-th largest is the (N - n + 1)-th smallest: no negated copy of a model-sized vector.
+    threshold = torch.kthvalue(flat, flat.numel() - n + 1).values
     above = flat > threshold
     out |= above
     ties = torch.nonzero(flat == threshold).reshape(-1)[: n - int(above.sum())]
@@ -152,6 +155,7 @@ def top_k_masks(scores: Grads, k: float, scope: str) -> Grads:
         return {n: select_top(s.reshape(-1), round(k * s.numel())).reshape(s.shape) for n, s in scores.items()}
     flat = torch.cat([s.reshape(-1) for s in scores.values()])
     chosen = select_top(flat, round(k * flat.numel()))
+    del flat
     out, start = {}, 0
     for name, s in scores.items():
         out[name] = chosen[start : start + s.numel()].reshape(s.shape)
