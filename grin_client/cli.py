@@ -334,12 +334,23 @@ def jobs_reject(job_id: str = typer.Argument(...),
 def jobs_report(job_id: str = typer.Argument(...),
                 html: Path | None = typer.Option(None, "--html", help="Write the HTML audit report here"),
                 json_out: Path | None = typer.Option(None, "--json", help="Write the JSON report here"),
-                mask: Path | None = typer.Option(None, "--mask", help="Download the mask (safetensors) here")) -> None:
-    """The job's audit report: JSON on stdout, or written to --json / --html files; --mask downloads the mask."""
+                mask: Path | None = typer.Option(None, "--mask", help="Download the mask (safetensors) here"),
+                envelope: Path | None = typer.Option(None, "--envelope", help="Write the signed DSSE envelope here "
+                                                     "(and report.json, exactly as signed, next to it)")) -> None:
+    """The job's audit report: JSON on stdout, or written to --json / --html files; --mask downloads the mask;
+    --envelope the signature (`grin verify-report` checks it)."""
     from grin_client.errors import NotFound
 
     with _client() as grin:
         report = grin.report(job_id)
+        if envelope is not None:
+            try:
+                signed, report_bytes = grin.report_envelope(job_id), grin.report_json_signed(job_id)
+            except NotFound as exc:
+                _fail(f"no signed report for job {job_id} ({exc.one_line()})")
+            envelope.write_bytes(signed)
+            (envelope.parent / "report.json").write_bytes(report_bytes)
+            typer.echo(f"wrote {envelope} and {envelope.parent / 'report.json'}", err=True)
         if html is not None:
             try:
                 page = grin.report_html(job_id)
@@ -353,7 +364,7 @@ def jobs_report(job_id: str = typer.Argument(...),
         if mask is not None:
             grin.download_mask(job_id, mask)
             typer.echo(f"wrote {mask}", err=True)
-    if html is None and json_out is None and mask is None:
+    if html is None and json_out is None and mask is None and envelope is None:
         _dump(report)
 
 

@@ -189,6 +189,11 @@ class _Operations:
     def report_html(job_id: uuid.UUID | str) -> _Op:
         return _Op("GET", f"/v1/jobs/{job_id}/report.html", lambda r: r.text, headers={"Accept": "text/html"})
 
+    @staticmethod
+    def signed_report_file(job_id: uuid.UUID | str, name: str) -> _Op:
+        """`report.json` (the exact signed bytes) or `report.dsse.json` (the envelope)."""
+        return _Op("GET", f"/v1/jobs/{job_id}/{name}", lambda r: r.content, headers={"Accept": "application/json"})
+
 
 def build_request(model_id: uuid.UUID | str | UnlearnRequest, kind: str | None = None,
                   forget: Iterable[Any] | None = None, **fields: Any) -> UnlearnRequest:
@@ -394,6 +399,14 @@ class GrinClient(_Base):
 
     def report_html(self, job_id: uuid.UUID | str) -> str:
         return self._call(_Operations.report_html(job_id))  # type: ignore[no-any-return]
+
+    def report_envelope(self, job_id: uuid.UUID | str) -> bytes:
+        """The DSSE envelope of the job's signed report (`grin verify-report` checks it)."""
+        return self._call(_Operations.signed_report_file(job_id, "report.dsse.json"))  # type: ignore[no-any-return]
+
+    def report_json_signed(self, job_id: uuid.UUID | str) -> bytes:
+        """report.json exactly as signed (canonical JSON), for `grin verify-report --artifacts`."""
+        return self._call(_Operations.signed_report_file(job_id, "report.json"))  # type: ignore[no-any-return]
 
     def download_mask(self, job_id: uuid.UUID | str, dest: str | Path) -> Path:
         """Stream the job's mask (safetensors) to `dest` (written whole or not at all)."""

@@ -82,3 +82,47 @@ def audit_verify() -> None:
     if broken is not None:
         raise _fail(f"FAILED: audit log entry {broken.id} is the first broken link: {broken.reason}", 1)
     typer.echo(f"OK: {count} audit log entries, hash chain intact")
+
+
+@compliance_cli.command("export-report")
+def export_report(
+    job_id: str = typer.Argument(..., help="The job whose signed report to export"),
+    out: Path = typer.Argument(..., help="Folder to write report.json, report.dsse.json and model/ into"),
+) -> None:
+    """Operator side (reads the ledger and the artifact store): the job's signed report and the checkpoint it
+    names, laid out for `grin verify-report OUT/report.dsse.json --artifacts OUT`."""
+    import uuid
+
+    from app.core.artifacts import ArtifactError, store_from_settings
+    from app.core.config import get_settings
+    from app.core.db import open_session
+    from app.models import Job, ModelVersion
+
+    try:
+        jid = uuid.UUID(job_id)
+    except ValueError:
+        raise _fail(f"error: {job_id!r} is not a job id", 2) from None
+    settings = get_settings()
+    store = store_from_settings(settings)
+    with open_session(settings) as session:
+        job = session.get(Job, jid)
+        if job is None or job.report_key is None or job.report_envelope_key is None:
+            raise _fail(f"error: job {job_id} has no signed report", 2)
+        report_key, envelope_key = job.report_key, job.report_envelope_key
+        files: dict[str, str] = {}
+        if job.result_version_id is not None:
+            version = session.get_one(ModelVersion, job.result_version_id)
+            if version.weights_deleted_at is None:
+                files = dict(version.files)
+        elif job.candidate_key is not None:
+            files = store.read_manifest(job.candidate_key)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        (out / "report.json").write_bytes(store.read_bytes(report_key))
+        (out / "report.dsse.json").write_bytes(store.read_bytes(envelope_key))
+        if files:
+            store.materialize_dir(files, out / "model")
+    except ArtifactError as exc:
+        raise _fail(f"error: {exc}", 1) from None
+    typer.echo(f"wrote {out}/report.json, report.dsse.json" + (f" and {len(files)} files under model/" if files
+                                                                else " (the checkpoint's weights were deleted)"))

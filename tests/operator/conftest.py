@@ -146,6 +146,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redis_url
         "GRIN_LOG_LEVEL": "INFO",
     })
     migrate(settings)
+    # Reports are signed: outside embedded mode the key must exist (here at the data dir's default path).
+    from app.compliance.signing import load_signing_key
+
+    load_signing_key(settings, generate=True)
     with open_session(settings) as session:
         tenant = auth.create_tenant(session, f"operators-{suffix}")
         key = auth.issue_key(session, tenant, "operator tests").secret

@@ -173,6 +173,13 @@ class Stack:
 def _make_stack(settings: Settings, tmp: Path, model_dir: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
     model_root = settings.model_roots[0]
     model_root.mkdir(parents=True, exist_ok=True)
+    # The report signing key: generated on first use only when embedded; a Postgres stack is given one.
+    from app.compliance.signing import _write_new_key
+
+    signing_key = tmp / "signing" / "ed25519.pem"
+    if not signing_key.exists():
+        signing_key.parent.mkdir(parents=True, exist_ok=True)
+        _write_new_key(signing_key)
     shutil.copytree(model_dir, model_root / "tiny", dirs_exist_ok=True)
     env = service_env({
         "GRIN_DATA_DIR": str(settings.data_dir),
@@ -189,6 +196,7 @@ def _make_stack(settings: Settings, tmp: Path, model_dir: Path, extra_env: dict[
         "GRIN_PIPELINE_HOOK": "tests.worker.hooks:hook",
         "OMP_NUM_THREADS": "1",
         "PYTHONPATH": str(REPO_ROOT),
+        "GRIN_SIGNING_KEY_PATH": str(signing_key),
         **extra_env,
     })
     from app.auth import service as auth
@@ -217,31 +225,36 @@ def _make_stack(settings: Settings, tmp: Path, model_dir: Path, extra_env: dict[
         yield stack
 
 
-@pytest.fixture(scope="module")
-def pg_stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redis_url: str,
-             tiny_model_dir: Path) -> Iterator[Stack]:
+def postgres_stack(tmp: Path, postgres_url: str, redis_url: str, tiny_model_dir: Path, *, redis_db: int = 13,
+                   extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """A stack on a fresh Postgres database and a Redis database of its own (emptied first)."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    tmp = tmp_path_factory.mktemp("pg-stack")
     url = make_url(postgres_url)
     name = f"grin_w_{uuid.uuid4().hex[:10]}"
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
-    # A Redis database of its own (13), emptied first: other suites' workers never see these jobs.
+    # A Redis database of its own, emptied first: other suites' workers never see these jobs.
     import redis
 
-    broker = redis_url.rsplit("/", 1)[0] + "/13"
+    broker = redis_url.rsplit("/", 1)[0] + f"/{redis_db}"
     redis.Redis.from_url(broker).flushdb()
     settings = Settings(data_dir=tmp / "data", database_url=url.set(database=name).render_as_string(False),
                         broker_url=broker)
     try:
-        yield from _make_stack(settings, tmp, tiny_model_dir, {})
+        yield from _make_stack(settings, tmp, tiny_model_dir, extra_env or {})
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def pg_stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redis_url: str,
+             tiny_model_dir: Path) -> Iterator[Stack]:
+    yield from postgres_stack(tmp_path_factory.mktemp("pg-stack"), postgres_url, redis_url, tiny_model_dir)
 
 
 @pytest.fixture(scope="module")
