@@ -144,3 +144,65 @@ def test_failure_handling(session_factory, ledger_url: str, tmp_path: Path, monk
         else:
             assert job.lease_owner is None and job.error == "attempt 1 failed: RuntimeError: flaky disk"
             assert work.exists() and sent == [[str(job_id)]]  # stage outputs kept for the retry
+
+
+def _second_job(factory, first: uuid.UUID, **overrides) -> uuid.UUID:  # type: ignore[no-untyped-def]
+    """Another queued job on the model of `first`."""
+    with factory() as s:
+        job = s.get(Job, first)
+        fields = dict(tenant_id=job.tenant_id, model_id=job.model_id, base_version_id=job.base_version_id,
+                      kind="qa", method={}, evaluation={}, request_metadata={}, status="queued", progress=0.0,
+                      attempts=0, max_attempts=3, cancel_requested=False, forget_count=1,
+                      forget_merkle_root="0" * 64, request_sha256="0" * 64)
+        fields.update(overrides)
+        other = Job(**fields)
+        s.add(other)
+        s.commit()
+        return other.id
+
+
+@pytest.mark.parametrize("blocking", ["leased", "running", "awaiting_approval"])
+def test_one_job_per_model_and_base_resolved_at_lease(session_factory, blocking: str) -> None:  # type: ignore[no-untyped-def]
+    first = _job(session_factory)
+    second = _second_job(session_factory, first)
+    with session_factory() as s:
+        assert acquire_lease(s, first, "w1", 60)
+        if blocking != "leased":
+            s.get(Job, first).status = blocking
+        s.commit()
+    with session_factory() as s:
+        assert not acquire_lease(s, second, "w2", 60)  # the model is busy: the second job waits, queued
+        s.commit()
+    with session_factory() as s:
+        job = s.get(Job, first)
+        model = s.get(RegisteredModel, job.model_id)
+        v2 = ModelVersion(model_id=model.id, number=2, parent_id=job.base_version_id, location="k" * 64, files={},
+                          total_bytes=0)
+        s.add(v2)
+        s.flush()
+        model.current_version_id = v2.id
+        job.status, job.lease_owner, job.lease_expires_at = "succeeded", None, None
+        s.commit()
+        v2_id = v2.id
+    with session_factory() as s:
+        assert acquire_lease(s, second, "w2", 60)
+        s.commit()
+        assert s.get(Job, second).base_version_id == v2_id  # not pinned: starts from the current version
+
+
+def test_pinned_base_is_kept_at_lease(session_factory) -> None:  # type: ignore[no-untyped-def]
+    first = _job(session_factory)
+    with session_factory() as s:
+        job = s.get(Job, first)
+        base = job.base_version_id
+        job.base_pinned = True
+        model = s.get(RegisteredModel, job.model_id)
+        v2 = ModelVersion(model_id=model.id, number=2, parent_id=base, location="k" * 64, files={}, total_bytes=0)
+        s.add(v2)
+        s.flush()
+        model.current_version_id = v2.id
+        s.commit()
+    with session_factory() as s:
+        assert acquire_lease(s, first, "w1", 60)
+        s.commit()
+        assert s.get(Job, first).base_version_id == base
