@@ -65,6 +65,20 @@ def verify_report(
                    f"{len(result.subjects_checked)} subjects match their sha256")
 
 
+@compliance_cli.command("signing-key")
+def signing_key(
+    init: bool = typer.Option(False, "--init", help="Generate the key if it does not exist yet (deployments run "
+                              "this once, e.g. in the migrate step; jobs never generate one in production)"),
+) -> None:
+    """Print the public half of the report-signing key (PEM), optionally creating the key first."""
+    from app.compliance.signing import SigningError, public_key_pem
+
+    try:
+        typer.echo(public_key_pem(generate=True if init else None), nl=False)
+    except SigningError as exc:
+        raise _fail(f"error: {exc}", 2) from None
+
+
 @audit_cli.command("verify")
 def audit_verify() -> None:
     """Walk the audit log's hash chain and name the first broken link."""
