@@ -535,7 +535,10 @@ def _free_accelerator_memory() -> None:
 
 
 def _permanent(exc: BaseException) -> bool:
-    if isinstance(exc, PermanentJobError | SoftTimeLimitExceeded):
+    from app.compliance.signing import SigningError
+
+    # A missing or unreadable signing key is configuration, not a blip: retrying only burns attempts.
+    if isinstance(exc, PermanentJobError | SoftTimeLimitExceeded | SigningError):
         return True
     errors = sys.modules.get("grin_engine.errors")
     return errors is not None and isinstance(exc, errors.EngineError)
