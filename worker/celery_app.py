@@ -10,7 +10,7 @@ from celery import Celery
 from celery.signals import worker_init
 
 from app.core.config import Settings, get_settings
-from worker.broker import filesystem_transport_options
+from worker.broker import filesystem_transport_options, tolerate_closed_redis_transport
 
 TASK_MODULES = ["worker.tasks.system", "worker.tasks.webhooks", "worker.tasks.pipeline", "worker.tasks.sweep"]
 
@@ -24,6 +24,8 @@ def _broker_transport_options(settings: Settings) -> dict[str, object]:
 
 
 def create_celery(settings: Settings) -> Celery:
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        tolerate_closed_redis_transport()
     app = Celery("grin", broker=settings.broker_url, backend=settings.result_backend, include=TASK_MODULES)
     app.conf.update(
         broker_transport_options=_broker_transport_options(settings),
