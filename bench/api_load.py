@@ -1,0 +1,146 @@
+"""API load benchmark (issue 6): p50/p99 latency and throughput of `POST /v1/unlearn` and `GET /v1/jobs/{id}` at
+100 concurrent clients on loopback, next to a bare FastAPI endpoint measured in the same run.
+
+    .venv/bin/python bench/api_load.py [--clients 100] [--seconds 20] [--out bench/results/api_load.json]
+
+A real uvicorn (one process, as `make run` starts it) on a fresh database of the Postgres at
+GRIN_TEST_DATABASE_URL's server and the Redis at GRIN_TEST_REDIS_URL (a queue of its own that nobody consumes,
+deleted afterwards); the bare app runs in a second uvicorn with the same flags. The load generator is
+tests/reliability/load.py (async httpx, bounded in time and request count). Goal: p99 <= 50 ms and >= 50% of
+the bare endpoint's throughput. The generator shares the machine's cores with the server: on a 2-core VM the
+figures are a floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import httpx  # noqa: E402
+
+from tests.processes import api_args, free_port, running, service_env, wait_http  # noqa: E402
+from tests.reliability.load import run_load  # noqa: E402
+
+FORGET = [{"question": "Who wrote the test book?", "answer": "A fictional author."}]
+GOAL_P99_MS = 50.0
+GOAL_SHARE = 0.5
+
+
+def _database(url: str) -> tuple[str, Any]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"grin_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return base.set(database=name).render_as_string(hide_password=False), drop
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=20.0, help="per measured operation")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "api_load.json")
+    args = parser.parse_args(argv)
+
+    import tempfile
+
+    import redis
+
+    from app.auth import service as auth
+    from app.core.config import Settings
+    from app.core.db import migrate, open_session
+
+    database_url, drop = _database(os.environ.get("GRIN_TEST_DATABASE_URL",
+                                                  "postgresql+psycopg://postgres@127.0.0.1:5432/grin_test"))
+    redis_url = os.environ.get("GRIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    queue = f"gpu-bench-{uuid.uuid4().hex[:8]}"
+    tmp = Path(tempfile.mkdtemp(prefix="grin-api-load-"))
+    model_root = tmp / "models"
+    model = model_root / "tiny"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
+    (model / "model.safetensors").write_bytes(b"\x00" * 64)
+    settings = Settings(data_dir=tmp / "data", database_url=database_url, broker_url=redis_url,
+                        model_roots=[model_root], gpu_queue=queue)
+    try:
+        migrate(settings)
+        with open_session(settings) as session:
+            tenant = auth.create_tenant(session, "bench")
+            key = auth.issue_key(session, tenant, "bench").secret
+            session.commit()
+        env = service_env({"GRIN_DATA_DIR": str(settings.data_dir), "GRIN_DATABASE_URL": database_url,
+                           "GRIN_BROKER_URL": redis_url, "GRIN_MODEL_ROOTS": str(model_root), "GRIN_GPU_QUEUE": queue,
+                           "GRIN_MAX_JOBS_IN_FLIGHT_PER_TENANT": "100000000"})
+        api_port, bare_port = free_port(), free_port()
+        bare_args = [*api_args(bare_port)[:1], "bare_app:app", "--app-dir", str(REPO_ROOT / "bench"),
+                     *api_args(bare_port)[2:]]
+        with running(api_args(api_port), env, tmp / "api.log"), running(bare_args, env, tmp / "bare.log"):
+            api, bare = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{bare_port}"
+            wait_http(f"{api}/readyz", timeout=90)
+            wait_http(f"{bare}/bare", timeout=90)
+            headers = {"Authorization": f"Bearer {key}"}
+            with httpx.Client(base_url=api, headers=headers, timeout=30) as c:
+                model_id = c.post("/v1/models", json={"name": "tiny", "path": str(model)}).json()["id"]
+                body = {"model_id": model_id, "kind": "qa", "forget": FORGET}
+                job_ids = [c.post("/v1/unlearn", json=body).json()["id"] for _ in range(20)]
+
+            async def submit(client: httpx.AsyncClient, rng: random.Random) -> httpx.Response:
+                return await client.post("/v1/unlearn", json={"model_id": model_id, "kind": "qa", "forget": FORGET})
+
+            async def status(client: httpx.AsyncClient, rng: random.Random) -> httpx.Response:
+                return await client.get(f"/v1/jobs/{rng.choice(job_ids)}")
+
+            async def plain(client: httpx.AsyncClient, rng: random.Random) -> httpx.Response:
+                return await client.get("/bare")
+
+            results: dict[str, Any] = {}
+            for name, base, op, expected in (("bare GET /bare", bare, plain, 200),
+                                             ("GET /v1/jobs/{id}", api, status, 200),
+                                             ("POST /v1/unlearn", api, submit, 202)):
+                run_load(base, headers, min(args.clients, 10), 2, [(name, op, expected, 1.0)])  # warm-up
+                result = run_load(base, headers, args.clients, args.seconds, [(name, op, expected, 1.0)])
+                results[name] = result.summary()["operations"][name]
+                print(f"{name:22s} {json.dumps(results[name])}", flush=True)
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        client.delete(queue)
+        client.close()
+        drop()
+    bare_rps = results["bare GET /bare"]["rps"]
+    summary = {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "clients": args.clients, "seconds_per_operation": args.seconds, "results": results,
+        "goal": {"p99_ms": GOAL_P99_MS, "share_of_bare_rps": GOAL_SHARE},
+        "share_of_bare": {name: round(r["rps"] / bare_rps, 3) for name, r in results.items()},
+        "met": {name: bool(r["p99_ms"] <= GOAL_P99_MS and r["rps"] >= GOAL_SHARE * bare_rps)
+                for name, r in results.items() if not name.startswith("bare")},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2))
+    print(json.dumps({k: summary[k] for k in ("share_of_bare", "met")}))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
