@@ -56,15 +56,29 @@ _MODELS: dict[str, type[_Record]] = {
 }
 
 
+class PKURow(_Record):
+    """A PKU-SafeRLHF row: one prompt, two responses, each with its safety label (other columns ignored)."""
+
+    prompt: str = Field(min_length=1)
+    response_0: str
+    response_1: str
+    is_response_0_safe: bool
+    is_response_1_safe: bool
+
+
+def is_pku_row(row: Any) -> bool:
+    """A row in PKU-SafeRLHF's paired format rather than a plain {prompt, response}."""
+    return isinstance(row, dict) and "response" not in row and any(
+        k in row for k in ("response_0", "response_1", "is_response_0_safe", "is_response_1_safe")
+    )
+
+
 def _pku_rows(row: dict[str, Any]) -> list[HarmfulRecord]:
-    """PKU-SafeRLHF pairs two responses per prompt; only the unsafe ones are things to forget."""
-    out = []
-    for i in (0, 1):
-        if row.get(f"is_response_{i}_safe") is False:
-            out.append(HarmfulRecord(prompt=row["prompt"], response=row[f"response_{i}"]))
-        elif f"is_response_{i}_safe" not in row:
-            raise KeyError(f"is_response_{i}_safe")
-    return out
+    """PKU-SafeRLHF pairs two responses per prompt; only the unsafe ones are things to forget.
+    A malformed row (no prompt, no safety label, ...) raises ValidationError naming the field."""
+    pku = PKURow.model_validate(row)
+    pairs = ((pku.response_0, pku.is_response_0_safe), (pku.response_1, pku.is_response_1_safe))
+    return [HarmfulRecord(prompt=pku.prompt, response=r) for r, safe in pairs if not safe and r.strip()]
 
 
 def parse_row(row: Any, kind: RecordKind) -> list[Record]:
@@ -73,7 +87,7 @@ def parse_row(row: Any, kind: RecordKind) -> list[Record]:
         return [TextRecord(text=row)]
     if not isinstance(row, dict):
         raise TypeError(f"expected a JSON object, got {type(row).__name__}")
-    if kind == "pku":
+    if kind == "pku" or (kind == "harmful" and is_pku_row(row)):
         return list(_pku_rows(row))
     if kind not in _MODELS:
         raise ValueError(f"unknown record kind {kind!r}")

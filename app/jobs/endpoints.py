@@ -137,6 +137,7 @@ async def submit_unlearning(
     forget = await run_in_threadpool(service.check_records, unlearn.forget, unlearn.kind, "forget", settings)
     holdout = (await run_in_threadpool(service.check_records, unlearn.holdout, unlearn.kind, "holdout", settings)
                if unlearn.holdout is not None else None)
+    await run_in_threadpool(service.check_evaluation, unlearn, settings)
     digest = service.request_digest(unlearn)
     if idempotency_key is not None:
         replay = await run_in_threadpool(service.claim_idempotency_key, session, tenant, idempotency_key, digest)

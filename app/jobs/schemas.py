@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.datasets.schemas import RecordKind
 from app.registry.schemas import ModelVersionOut
 from grin_engine.config import UnlearnConfig
-from grin_engine.evaluation.verdict import VerdictPolicy
+from grin_engine.evaluation.config import JudgeConfig
+from grin_engine.evaluation.verdict import Criterion, VerdictPolicy, default_policy
 
 
 class MethodSpec(BaseModel):
@@ -28,6 +29,49 @@ class MethodSpec(BaseModel):
                                       **self.config.model_dump(exclude_unset=True))
 
 
+class ProbeSets(BaseModel):
+    """Evaluation data that is not forget data: what the before/after reports are measured on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mcq: list[Any] | None = Field(None, description="WMDP rows {question, choices[4], answer} on the knowledge "
+                                                     "to remove (text jobs)")
+    mcq_retain: list[Any] | None = Field(None, description="WMDP rows on a control domain whose knowledge must "
+                                                           "survive (text jobs)")
+    harmful: list[Any] | None = Field(None, description="held-out harmful prompts: PKU-SafeRLHF rows or {prompt, "
+                                                        "response} (harmful jobs; default: the holdout records)")
+    normal: list[Any] | None = Field(None, description="normal prompts {question, answer} for utility (harmful jobs; "
+                                                       "default: the retain records)")
+
+
+PROBE_KINDS = {"mcq": "wmdp", "mcq_retain": "wmdp", "harmful": "harmful", "normal": "qa"}
+
+
+class EvaluationSpec(BaseModel):
+    """The verdict policy (`criteria` absent: the job kind's default, see `default_policy`), the probe sets it
+    is measured on, and the judge of harmful responses (rules only through the API)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    criteria: list[Criterion] | None = Field(None, description="default: the policy of the job kind")
+    missing_fails: bool | None = Field(None, description="default: that of the kind's policy")
+    probes: ProbeSets = Field(default_factory=lambda: ProbeSets())
+    judge: JudgeConfig | None = Field(None, description="rules judge: {kind: rules, patterns: [regex, ...]}")
+
+    def resolve(self, kind: str) -> dict[str, Any]:
+        """What the job stores: a complete VerdictPolicy plus probes and judge (extra keys VerdictPolicy ignores)."""
+        base = default_policy(kind)
+        policy = VerdictPolicy(criteria=self.criteria if self.criteria is not None else base.criteria,
+                               missing_fails=base.missing_fails if self.missing_fails is None else self.missing_fails)
+        out = policy.model_dump(mode="json")
+        probes = self.probes.model_dump(mode="json", exclude_none=True)
+        if probes:
+            out["probes"] = probes
+        if self.judge is not None:
+            out["judge"] = self.judge.model_dump(mode="json")
+        return out
+
+
 class UnlearnRequest(BaseModel):
     """An unlearning request. Sent as JSON, or as multipart/form-data with this object (without `forget`
     and `holdout`) in a `request` part and the records as JSON Lines in `forget` and `holdout` file parts."""
@@ -41,7 +85,8 @@ class UnlearnRequest(BaseModel):
     holdout: list[Any] | None = Field(None, description="records of the same kind the model never saw")
     retain_dataset_id: uuid.UUID | None = None
     method: MethodSpec = Field(default_factory=MethodSpec)
-    evaluation: VerdictPolicy = Field(default_factory=VerdictPolicy)
+    evaluation: EvaluationSpec = Field(default_factory=lambda: EvaluationSpec(),
+                                       description="verdict policy (default: the kind's), probe sets, judge")
     subject_reference: str | None = Field(None, max_length=500, description="opaque, for the audit trail")
     legal_basis: str | None = Field(None, max_length=500)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -128,6 +173,24 @@ class EvaluationSummary(BaseModel):
     verdict: dict[str, Any] | None = None
 
 
+class SectionMetric(BaseModel):
+    name: str
+    key: str = Field(description="report key of the evaluation")
+    before: float | None
+    after: float | None
+    after_int4: float | None = Field(description="after, on the 4-bit quantized model")
+    change: float | None = Field(description="after / before (None when before is 0 or missing)")
+
+
+class KindSection(BaseModel):
+    """The job kind's own part of the report: its goal metrics before, after and after quantization."""
+
+    title: str
+    kind: str
+    metrics: list[SectionMetric]
+    notes: list[str] = Field(default_factory=list)
+
+
 class JobReport(BaseModel):
     """The audit report of a job (JSON; signed HTML comes with the compliance work)."""
 
@@ -139,6 +202,7 @@ class JobReport(BaseModel):
     forget: ForgetSummary
     mask: MaskSummary | None
     evaluation: EvaluationSummary
-    history: list[JobEventOut] = Field(description="the job's status changes")
+    section: KindSection | None = Field(None, description="hazardous knowledge (text) / harmful behaviour (harmful)")
     signed: SignedReport | None = Field(None, description="the signed audit report (report.json, report.html, "
                                                           "report.dsse.json) once issued")
+    history: list[JobEventOut] = Field(description="the job's status changes")

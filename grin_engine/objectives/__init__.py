@@ -16,6 +16,7 @@ OBJECTIVES: dict[str, str] = {
     "simnpo": "grin_engine.objectives.simnpo:SimNPO",
     "idk": "grin_engine.objectives.idk:IDK",
     "rmu": "grin_engine.objectives.rmu:RMU",
+    "yao": "grin_engine.objectives.yao:Yao",
 }
 
 

@@ -10,9 +10,9 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from grin_engine.data import Batch, Encoded, Record
+from grin_engine.data import IGNORE_INDEX, Batch, Encoded, Record
 from grin_engine.errors import EngineError
-from grin_engine.scoring import mean_nll, token_logprobs_from_logits
+from grin_engine.scoring import mean_nll
 
 
 class Params(BaseModel):
@@ -81,7 +81,7 @@ class Objective:
 
 def kl_on_answers(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean over answer positions of KL(p_ref || p_model) of the next-token distributions."""
-    _, mask = token_logprobs_from_logits(logits[:, :, :1], labels)  # only the position mask is used
+    mask = labels[:, 1:] != IGNORE_INDEX  # the positions whose next token is an answer token
     logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
     ref_logp = torch.log_softmax(ref_logits[:, :-1].float(), dim=-1)
     kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)

@@ -30,7 +30,7 @@ def test_every_v1_operation_documents_auth_and_problem_errors(api: Api) -> None:
         assert "401" in op["responses"], (path, method)
 
     components = schema["components"]["schemas"]
-    assert {"ProblemDetails", "UnlearnRequest", "UnlearnConfig", "VerdictPolicy", "JobOut"} <= set(components)
+    assert {"ProblemDetails", "UnlearnRequest", "UnlearnConfig", "EvaluationSpec", "JobOut"} <= set(components)
     unlearn_body = schema["paths"]["/v1/unlearn"]["post"]["requestBody"]["content"]
     assert unlearn_body["application/json"]["schema"] == {"$ref": "#/components/schemas/UnlearnRequest"}
     assert "multipart/form-data" in unlearn_body
