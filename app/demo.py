@@ -23,11 +23,16 @@ DEMO_TENANT = "demo"
 DEMO_MODEL = "demo-tofu"
 
 # Sized so the whole job (localize, noise, 20 fine-tune steps, before/after evaluation) takes well under
-# three minutes on a laptop CPU.
+# three minutes on a laptop CPU. Chosen by a small sweep on the demo model (engine only, 20 steps):
+#   lr 1e-3, retain_weight 1: forget p 0.78 -> 0.05, retain 0.79 -> 0.41 (fails the retain criterion)
+#   lr 1e-3, retain_weight 5: forget 0.78 -> 0.63 (too little forgetting)
+#   lr 2e-3, retain_weight 5: forget 0.78 -> 0.19, retain 0.79 -> 0.73 (passes both)   <- used
+#   lr 3e-3, retain_weight 5: forget 0.78 -> 0.02, retain 0.79 -> 0.68
 DEMO_METHOD: dict[str, Any] = {"preset": "grin", "config": {
     "localize": {"k": 0.05},
     "noise": {"sigma": 0.1},
-    "finetune": {"objective": "graddiff", "steps": 20, "lr": 1e-3, "batch_size": 8, "max_length": 128},
+    "finetune": {"objective": "graddiff", "steps": 20, "lr": 2e-3, "retain_weight": 5.0, "batch_size": 8,
+                 "max_length": 128},
 }}
 DEMO_POLICY: dict[str, Any] = {"criteria": [
     {"name": "forgotten: answer probability at most half of before", "keys": ["forget/probability"],

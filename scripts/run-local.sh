@@ -19,7 +19,7 @@ trap cleanup INT TERM EXIT
 $BIN/celery -A worker.celery_app worker --loglevel=INFO -Q "${GRIN_WORKER_QUEUES:-gpu,cpu}" \
     --concurrency=1 --hostname "grin-local@%h" &
 pids+=($!)
-$BIN/uvicorn app.main:app --host "$HOST" --port "$PORT" &
+$BIN/uvicorn app.main:app --host "$HOST" --port "$PORT" --no-access-log &  # grin.access logs each request (JSON)
 pids+=($!)
 
 for _ in $(seq 1 60); do
