@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app.jobs.state import IllegalTransition, append_event, transition
-from app.models import Job, RegisteredModel
+from app.models import Job, JobEvent, RegisteredModel
 from app.models.base import utcnow
 
 logger = logging.getLogger("grin.worker.leases")
@@ -204,6 +204,9 @@ def sweep(session_factory: Callable[[], Session], send: Callable[[str], None], *
                 if job.status == "queued" and model_busy(session, job.model_id, job.id, now) is not None:
                     session.rollback()
                     continue  # waits for the model's running job; that job's end sends it
+                if job.status == "queued" and job.updated_at >= now - _resend_backoff(session, job, grace_s):
+                    session.rollback()
+                    continue  # sent before and most likely still in the broker behind busy workers
                 claimed = session.execute(
                     update(Job)
                     .where(and_(Job.id == job.id, Job.updated_at == job.updated_at), _no_live_lease(now))
@@ -224,6 +227,18 @@ def sweep(session_factory: Callable[[], Session], send: Callable[[str], None], *
     if report.requeued or report.failed or report.cancelled:
         logger.info("sweep: requeued %s, failed %s, cancelled %s", report.requeued, report.failed, report.cancelled)
     return report
+
+
+# A queued job's message usually still sits in the broker behind busy workers: re-sending it every grace period
+# floods the queue with duplicates (each one a forked child that finds the job taken). After each re-send the
+# sweep waits twice as long, up to 2**RESEND_DOUBLINGS grace periods; a truly lost message still comes back.
+RESEND_DOUBLINGS = 5
+
+
+def _resend_backoff(session: Session, job: Job, grace_s: float) -> timedelta:
+    sent = session.scalar(select(func.count()).select_from(JobEvent).where(
+        JobEvent.job_id == job.id, JobEvent.type == "requeued")) or 0
+    return timedelta(seconds=grace_s * 2 ** min(sent, RESEND_DOUBLINGS))
 
 
 def _remove_work(work_root: Path | None, job_id: str) -> None:
