@@ -183,7 +183,9 @@ def shared_stack(session_servers: tuple[PrivatePostgres, PrivateRedis], tmp_path
                  tiny_model_dir: Path) -> Iterator[Stack]:
     """One stack with a job already run to `succeeded` (its mask, reports and version exist)."""
     for stack in stack_on(session_servers, tmp_path_factory.mktemp("shared-stack"), tiny_model_dir,
-                          {"GRIN_MAX_JOBS_IN_FLIGHT_PER_TENANT": "1000"}):
+                          {"GRIN_MAX_JOBS_IN_FLIGHT_PER_TENANT": "1000",
+                           # webhooks to a closed loopback port: endpoints can be created, nothing leaves the host
+                           "GRIN_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}):
         job = stack.wait(stack.submit(), timeout=180)
         assert job["status"] == "succeeded", job
         stack.finished_job = job  # type: ignore[attr-defined]
