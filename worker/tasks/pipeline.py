@@ -556,6 +556,14 @@ def _end_cancelled(settings: Settings, job_id: uuid.UUID, owner: str, work: Path
         job = session.get_one(Job, job_id)
         if job.lease_owner != owner:
             return {"status": "lease_lost"}  # someone else runs it now; touch nothing
+        if not job.cancel_requested and job.status != "cancelling":
+            # Nobody asked to cancel: the heartbeat gave the lease up (the ledger was unreachable for longer than
+            # lease_seconds). Hand the lease back and leave the job, work dir included, to the sweep, which
+            # resumes it from its finished stages; ending it `cancelled` would drop a deletion request.
+            release_lease(session, job_id, owner, error=f"lease lapsed while the ledger was unreachable ({reason})")
+            append_event(session, job, "lease_lapsed", {"attempt": job.attempts})
+            session.commit()
+            return {"status": "lease_lost"}
         try:
             transition(session, job, "cancelled", data={"reason": reason})
             session.commit()
