@@ -31,8 +31,8 @@ from app.models import Job, JobEvent, JobInput, ModelVersion
 from tests.reliability.conftest import PrivatePostgres, PrivateRedis, Stack, stack_on
 from tests.reliability.figures import record, size
 
-KILLS = size(6, 20)
-JOBS = size(4, 10)
+KILLS = size(5, 20)
+JOBS = size(3, 10)
 ALWAYS_KILLED = size(1, 2)  # jobs killed on every attempt: they must fail after the attempt limit
 STEPS = 30
 METHOD = {"preset": "grin", "config": {

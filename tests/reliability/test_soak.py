@@ -22,7 +22,7 @@ from tests.reliability.conftest import Stack
 from tests.reliability.figures import record, size
 from tests.worker.conftest import fast_method
 
-JOBS = size(10, 100)
+JOBS = size(4, 100)
 
 
 def _rss_kib(pid: int) -> int:
