@@ -71,8 +71,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(422, "Unprocessable Content", f"{first['loc']}: {first['msg']}",
                                 instance=request.url.path, errors=errors)
 
-    @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeoutError)
+    async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
+        # Every pooled connection stayed taken for pool_timeout: load shedding, not an outage.
+        logger.warning("database pool exhausted: %s", type(exc).__name__)
+        return problem_response(503, "Service Unavailable", "all database connections are busy; retry later",
+                                instance=request.url.path, headers={"Retry-After": "1"})
+
+    @app.exception_handler(OperationalError)
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("database unavailable: %s", type(exc).__name__)
         return problem_response(503, "Service Unavailable", "the database is unreachable; retry later",
