@@ -99,18 +99,37 @@ def render(meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _write_doc(meta: dict[str, Any]) -> None:
+    text = DOC.read_text() if DOC.exists() else ""
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        tail = rest.split(END, 1)[1]
+        DOC.write_text(head + render(meta) + tail)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scaled", action="store_true", help="the test suite's sizes instead of the full ones")
     parser.add_argument("-k", default=None, help="pytest -k selection")
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/RELIABILITY.md")
+    parser.add_argument("--render-only", action="store_true", help="rewrite the figures from the stored results")
     args = parser.parse_args(argv)
+    if args.render_only:
+        meta = json.loads((RESULTS / "_run.json").read_text()) if (RESULTS / "_run.json").exists() else {
+            "generated_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seconds": float("nan"),
+            "exit_code": "n/a (partial run)", "full": True, "machine": f"{os.cpu_count()} cores",
+            "command": "bench/reliability.py --render-only"}
+        _write_doc(meta)
+        return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.k is None:
         for old in RESULTS.glob("*.json"):
             old.unlink()
     env = {**os.environ, "GRIN_RELIABILITY_RESULTS": str(RESULTS), "GRIN_RELIABILITY_FULL": "" if args.scaled else "1"}
-    command = [sys.executable, "-m", "pytest", "tests/reliability", "-q", "-p", "no:cacheprovider", "-s",
+    # The long soak last, so a run cut short still has every other figure.
+    files = sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "tests" / "reliability").glob("test_*.py"))
+    files = [f for f in files if not f.endswith("test_soak.py")] + ["tests/reliability/test_soak.py"]
+    command = [sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider", "-s",
                "--timeout", "3600", *(["-k", args.k] if args.k else [])]
     started = time.monotonic()
     code = subprocess.run(command, cwd=REPO_ROOT, env=env, check=False).returncode
@@ -121,12 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             "command": " ".join(["bench/reliability.py", *(["--scaled"] if args.scaled else []),
                                  *(["-k", args.k] if args.k else [])])}
     (RESULTS / "_run.json").write_text(json.dumps(meta, indent=2))
-    if not args.no_doc and DOC.exists():
-        text = DOC.read_text()
-        if START in text and END in text:
-            head, rest = text.split(START, 1)
-            tail = rest.split(END, 1)[1]
-            DOC.write_text(head + render(meta) + tail)
+    if not args.no_doc:
+        _write_doc(meta)
     print(f"pytest exit {code} in {seconds:.0f} s; figures in {RESULTS}")
     return code
 
