@@ -29,9 +29,23 @@ DOC = REPO_ROOT / "docs" / "RELIABILITY.md"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 
 
+FALLBACK: list[Path] = []  # --fallback: folders of earlier (e.g. scaled) results for figures this run lacks
+
+
 def _load(name: str) -> dict[str, Any] | None:
-    path = RESULTS / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    for folder in (RESULTS, *FALLBACK):
+        path = folder / f"{name}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+    return None
+
+
+def _short(error: str) -> str:
+    return error.split(": '", 1)[0]
+
+
+def _size(figures: dict[str, Any]) -> str:
+    return "" if figures.get("full_size") else " (scaled-down run)"
 
 
 def _ops_table(load: dict[str, Any]) -> list[str]:
@@ -48,7 +62,7 @@ def render(meta: dict[str, Any]) -> str:
              f"{meta['seconds']:.0f} s.", ""]
     lines += ["| promise | tried / injected | lost | duplicated | other figures |", "|---|---|---|---|---|"]
     if s := _load("sigkill"):
-        lines.append(f"| SIGKILL during fine-tune | {s['kills']} kills ({s['child_kills']} job child, "
+        lines.append(f"| SIGKILL during fine-tune{_size(s)} | {s['kills']} kills ({s['child_kills']} job child, "
                      f"{s['whole_worker_kills']} whole worker) over {s['jobs']} jobs | {s['lost']} | "
                      f"{s['promoted_twice']} promoted twice | {s['succeeded']} succeeded ({s['resumed']} resumed), "
                      f"{s['failed']} failed after 3 attempts, {s['orphaned_leases']} orphaned leases |")
@@ -66,7 +80,8 @@ def render(meta: dict[str, Any]) -> str:
     for fault in ("full", "readonly"):
         if f := _load(f"store_{fault}"):
             lines.append(f"| artifact store {'full (ENOSPC)' if fault == 'full' else 'read-only'} at checkpoint save "
-                         f"| 1 job | 0 | 0 | {f['job_status']}: `{f['error']}`; previous version kept current; "
+                         f"{_size(f)} | 1 job | 0 | 0 | {f['job_status']}: `{_short(f['error'])}` (and the path); "
+                         "previous version kept current; "
                          f"{f['partial_blobs']} partial blobs |")
     if z := _load("schemathesis"):
         lines.append(f"| schemathesis (positive + negative) | {z['sent']} cases over {z['operations']} operations | "
@@ -83,17 +98,26 @@ def render(meta: dict[str, Any]) -> str:
         lines.append(f"| streamed upload memory | {u['upload_mib']} MiB JSON Lines | - | - | uvicorn RSS "
                      f"{u['rss_before_mib']} -> peak {u['rss_peak_mib']} MiB (+{u['growth_mib']} MiB) |")
     if s := _load("soak"):
-        lines.append(f"| soak | {s['jobs']} queued jobs | 0 | 0 | all succeeded in {s['seconds']} s "
-                     f"({s['jobs_per_minute']} jobs/min), queue depth after {s['queue_depth_after']}; worker parent "
+        lines.append(f"| soak{_size(s)} | {s['jobs']} queued jobs | 0 | 0 | all succeeded in {s['seconds']} s "
+                     f"({s['jobs_per_minute']} jobs/min), {s['queue_depth_at_end']} stale messages at the end, "
+                     f"drained in {s['drain_s']} s, {s['sweep_resends']} sweep re-sends; worker parent "
                      f"RSS growth {s['parent_growth_mib']} MiB, job child peak RSS growth "
                      f"{s['child_peak_growth_mib']} MiB |")
-    if load := _load("load"):
-        lines += ["", f"Load: {load['clients']} concurrent clients for {load['seconds']} s on loopback while the "
-                  f"worker ran jobs: {load['requests']} requests, {load['errors']} errors, overall p99 "
+    seen: set[int] = set()
+    for folder in (RESULTS, *FALLBACK):  # the full-size load and, when given, the scaled one next to it
+        path = folder / "load.json"
+        if not path.exists():
+            continue
+        load = json.loads(path.read_text())
+        if load["clients"] in seen:
+            continue
+        seen.add(load["clients"])
+        lines += ["", f"Load{_size(load)}: {load['clients']} concurrent clients for {load['seconds']} s on loopback "
+                  f"while the worker ran jobs: {load['requests']} requests, {load['errors']} errors, overall p99 "
                   f"{load['overall']['p99_ms']} ms.", ""]
         lines += _ops_table(load)
     if s := _load("soak"):
-        lines += ["", "Soak, RSS per job (MiB, in finishing order): worker parent "
+        lines += ["", f"Soak{_size(s)}, RSS per job (MiB, in finishing order): worker parent "
                   f"{s['parent_rss_mib_per_job']}; job child peak {s['child_peak_rss_mib_per_job']}."]
     lines += ["", END]
     return "\n".join(lines)
@@ -113,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", default=None, help="pytest -k selection")
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/RELIABILITY.md")
     parser.add_argument("--render-only", action="store_true", help="rewrite the figures from the stored results")
+    parser.add_argument("--fallback", type=Path, action="append", default=[],
+                        help="with --render-only: a folder of earlier results for figures this run lacks")
     args = parser.parse_args(argv)
+    FALLBACK.extend(args.fallback)
     if args.render_only:
         meta = json.loads((RESULTS / "_run.json").read_text()) if (RESULTS / "_run.json").exists() else {
             "generated_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seconds": float("nan"),
