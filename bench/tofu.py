@@ -710,7 +710,7 @@ def goal_checks(sweep: dict[str, Any]) -> list[str]:
         b = select_best(rs, mu0)
         m = b["metrics"]
         lines.append(f"| {method} | {b['id']} | {_fmt(m.get('forget_quality'))} | {_fmt(m.get('model_utility'))} | "
-                     f"{_fmt(mu(b) / mu0)} | {_fmt(m.get('forget/rouge_l'))} | "
+                     f"{_fmt(mu(b) / mu0 if mu0 else None)} | {_fmt(m.get('forget/rouge_l'))} | "
                      f"{_fmt(m.get('forget/keyword_accuracy'))} | {b['timings_s']['unlearn_total']:.1f} |")  # fmt: skip
     return lines
 
