@@ -607,7 +607,7 @@ def stage_final(scale: Scale, data_dir: Path, methods: list[str] | None, extra: 
         out_file = RESULTS / f"{scale.name}_{split}_final.json"
         prev = read_json(out_file) if out_file.is_file() else {"runs": []}
         done = {r["id"]: r for r in prev["runs"]}
-        chosen: dict[str, dict[str, Any]] = {}
+        chosen: dict[str, dict[str, Any]] = dict(prev.get("chosen", {}))  # earlier --methods runs stay listed
         for method in METHODS:
             runs = [r for r in sweep["runs"] if r["spec"]["method"] == method]
             if runs and (methods is None or method in methods):
