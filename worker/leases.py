@@ -181,6 +181,7 @@ def sweep(session_factory: Callable[[], Session], send: Callable[[str], None], *
             ).order_by(Job.created_at)
         ).all()
         session.rollback()  # end the read transaction; each job below gets its own
+        models_resent: set[uuid.UUID] = set()
         for job in candidates:
             job_id = str(job.id)
             try:
@@ -204,8 +205,11 @@ def sweep(session_factory: Callable[[], Session], send: Callable[[str], None], *
                 if job.status == "queued" and model_busy(session, job.model_id, job.id, now) is not None:
                     session.rollback()
                     continue  # waits for the model's running job; that job's end sends it
+                if job.status == "queued" and job.model_id in models_resent:
+                    continue  # one job per model runs at a time: re-sending the oldest queued one is enough
                 if job.status == "queued" and job.updated_at >= now - _resend_backoff(session, job, grace_s):
                     session.rollback()
+                    models_resent.add(job.model_id)  # the oldest is still on its way: the younger ones wait too
                     continue  # sent before and most likely still in the broker behind busy workers
                 claimed = session.execute(
                     update(Job)
@@ -219,6 +223,8 @@ def sweep(session_factory: Callable[[], Session], send: Callable[[str], None], *
                 session.refresh(job)
                 append_event(session, job, "requeued", {"by": "sweep", "attempts": job.attempts})
                 session.commit()
+                if job.status == "queued":
+                    models_resent.add(job.model_id)
                 send(job_id)
                 report.requeued.append(job_id)
             except Exception:
