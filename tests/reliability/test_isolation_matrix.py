@@ -113,5 +113,8 @@ def test_every_operation_on_every_object_is_404_across_tenants(shared_stack: Sta
             assert not [e for e in history if e["data"].get("to") in ("cancelling", "cancelled")
                         or "approv" in json.dumps(e["data"]) or "reject" in json.dumps(e["data"])], history
         assert c.get(f"/v1/webhooks/{alice_ids['webhook_id']}", headers=alice).status_code == 200
+        # The stack is shared with the load and soak tests: no webhook deliveries (to a closed port) for their jobs.
+        assert c.delete(f"/v1/webhooks/{alice_ids['webhook_id']}", headers=alice).status_code == 204
+        assert c.delete(f"/v1/webhooks/{bob_ids['webhook_id']}", headers=bob).status_code == 204
     record("isolation_matrix", checks=len(checked), cross_tenant_404=len(checked), leaks=0,
            operations=sorted({c.split(" [")[0] for c in checked}))
