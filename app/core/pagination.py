@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -34,3 +35,18 @@ def decode_cursor(cursor: str, fields: dict[str, Callable[[Any], Any]]) -> dict[
     except Exception as exc:  # any malformed cursor is the client's error, whatever the parser raised
         raise ProblemError(422, "Unprocessable Content", "cursor: not a cursor this API issued",
                            errors=[{"loc": "query.cursor", "msg": "invalid cursor", "type": "value_error"}]) from exc
+
+
+def after_name(cursor: str | None) -> tuple[str, uuid.UUID] | None:
+    """The (name, id) position of a by-name listing's cursor (models, data sets); None on the first page."""
+    if not cursor:
+        return None
+    position = decode_cursor(cursor, {"name": str, "id": uuid.UUID})
+    return position["name"], position["id"]
+
+
+def page_by_name(rows: Sequence[Any], limit: int, out: Callable[[Any], ItemT]) -> Page[ItemT]:
+    """A page from `limit + 1` rows ordered by (name, id): the extra row only says whether a next page exists."""
+    next_cursor = (encode_cursor({"name": rows[limit - 1].name, "id": str(rows[limit - 1].id)})
+                   if len(rows) > limit else None)
+    return Page[ItemT](items=[out(row) for row in rows[:limit]], next_cursor=next_cursor)

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.dependencies import CurrentTenant
 from app.core.deps import SessionDep, SettingsDep
 from app.core.openapi import problem_responses
-from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, after_name, page_by_name
 from app.datasets import repository, service
 from app.datasets.schemas import DatasetOut, RecordKind
 
@@ -53,14 +53,8 @@ def list_datasets(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> Page[DatasetOut]:
-    after = None
-    if cursor:
-        position = decode_cursor(cursor, {"name": str, "id": uuid.UUID})
-        after = (position["name"], position["id"])
-    datasets = repository.datasets_of_tenant(session, tenant.id, limit=limit + 1, after=after)
-    next_cursor = (encode_cursor({"name": datasets[limit - 1].name, "id": str(datasets[limit - 1].id)})
-                   if len(datasets) > limit else None)
-    return Page[DatasetOut](items=[DatasetOut.model_validate(d) for d in datasets[:limit]], next_cursor=next_cursor)
+    datasets = repository.datasets_of_tenant(session, tenant.id, limit=limit + 1, after=after_name(cursor))
+    return page_by_name(datasets, limit, DatasetOut.model_validate)
 
 
 @router.get("/{dataset_id}", summary="A data set", responses=problem_responses(404, 422))

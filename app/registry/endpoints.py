@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 from app.auth.dependencies import CurrentTenant
 from app.core.deps import SessionDep, SettingsDep
 from app.core.openapi import problem_responses
-from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, after_name, page_by_name
 from app.registry import repository, service
 from app.registry.schemas import ModelOut, ModelRegistration, ModelVersionOut
 
@@ -31,14 +31,8 @@ def list_models(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> Page[ModelOut]:
-    after = None
-    if cursor:
-        position = decode_cursor(cursor, {"name": str, "id": uuid.UUID})
-        after = (position["name"], position["id"])
-    models = repository.models_of_tenant(session, tenant.id, limit=limit + 1, after=after)
-    next_cursor = (encode_cursor({"name": models[limit - 1].name, "id": str(models[limit - 1].id)})
-                   if len(models) > limit else None)
-    return Page[ModelOut](items=[ModelOut.model_validate(m) for m in models[:limit]], next_cursor=next_cursor)
+    models = repository.models_of_tenant(session, tenant.id, limit=limit + 1, after=after_name(cursor))
+    return page_by_name(models, limit, ModelOut.model_validate)
 
 
 @router.get("/{model_id}", summary="A model", responses=problem_responses(404, 422))
