@@ -66,18 +66,20 @@ def acquire_lease(session: Session, job_id: uuid.UUID, owner: str, lease_seconds
     """Take the job's lease and count an attempt, atomically; False when someone else may run it, or when
     another job on the same model is running, cancelling, awaiting approval or leased (`model_busy`).
 
-    The model's row is locked first (`SELECT ... FOR UPDATE`; SQLite serialises writers anyway), so two
-    workers taking leases on two jobs of one model cannot both see the model free. Then one UPDATE ... WHERE:
-    the job is queued or running, nobody holds a live lease, and attempts are left. A job that has not
-    started yet (still queued) and whose base version was not pinned by the client gets the model's current
-    version as its base here, so it unlearns from the result of the jobs that ran before it.
+    The model's row is locked first (`SELECT ... FOR NO KEY UPDATE`; SQLite serialises writers anyway), so two
+    workers taking leases on two jobs of one model cannot both see the model free. NO KEY UPDATE, like every
+    row lock in the service: it still serialises the lockers, but not the foreign-key checks (FOR KEY SHARE)
+    of a request inserting or updating a job of that model; a plain FOR UPDATE deadlocked those under load.
+    Then one UPDATE ... WHERE: the job is queued or running, nobody holds a live lease, and attempts are left.
+    A job that has not started yet (still queued) and whose base version was not pinned by the client gets the
+    model's current version as its base here, so it unlearns from the result of the jobs that ran before it.
     The caller commits.
     """
     now = now or utcnow()
     model_id = session.scalar(select(Job.model_id).where(Job.id == job_id))
     if model_id is None:
         return False
-    session.execute(select(RegisteredModel.id).where(RegisteredModel.id == model_id).with_for_update())
+    session.execute(select(RegisteredModel.id).where(RegisteredModel.id == model_id).with_for_update(key_share=True))
     busy = model_busy(session, model_id, job_id, now)
     if busy is not None:
         logger.info("job %s waits: job %s of the same model is %s", job_id, busy.id, busy.status)

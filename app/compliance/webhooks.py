@@ -272,7 +272,8 @@ def attempt_delivery(session: Session, delivery_id: uuid.UUID, settings: Complia
     """Make one attempt and record it (commits). The row stays locked during the request, so a redelivered
     task cannot post the same delivery twice at once."""
     settings = settings or get_compliance_settings()
-    query = select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update(skip_locked=True)
+    query = (select(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
+             .with_for_update(skip_locked=True, key_share=True))
     delivery = session.scalars(query).first()
     if delivery is None:
         session.rollback()

@@ -80,7 +80,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
-        logger.warning("database unavailable: %s", type(exc).__name__)
+        # The driver's class and SQLSTATE tell a deadlock from an outage; its message may quote parameters.
+        orig = getattr(exc, "orig", None)
+        logger.warning("database unavailable: %s (%s, sqlstate %s)", type(exc).__name__, type(orig).__name__,
+                       getattr(orig, "sqlstate", None))
         return problem_response(503, "Service Unavailable", "the database is unreachable; retry later",
                                 instance=request.url.path, headers={"Retry-After": "5"})
 

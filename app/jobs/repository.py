@@ -35,7 +35,7 @@ def count_in_flight(session: Session, tenant_id: uuid.UUID, statuses: Collection
 
 def lock_tenant(session: Session, tenant_id: uuid.UUID) -> None:
     """Serialise a tenant's job submissions so two concurrent requests cannot both pass the in-flight limit."""
-    session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+    session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True))
 
 
 def events_of(session: Session, job_id: uuid.UUID, *, after_id: int, limit: int | None,

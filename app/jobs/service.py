@@ -275,8 +275,9 @@ def approve_job(session: Session, settings: Settings, job: Job, key_prefix: str 
     from app.compliance.settings import get_compliance_settings
 
     store = store_from_settings(settings)
-    model = session.scalars(select(RegisteredModel).where(RegisteredModel.id == job.model_id).with_for_update()).one()
-    session.refresh(job, with_for_update=True)
+    model = session.scalars(select(RegisteredModel).where(RegisteredModel.id == job.model_id)
+                            .with_for_update(key_share=True)).one()
+    session.refresh(job, with_for_update={"key_share": True})
     if job.status != "awaiting_approval" or job.candidate_key is None:
         session.rollback()
         raise ProblemError(409, "Conflict", f"the job is {job.status}; only a job awaiting approval can be approved")
@@ -309,7 +310,7 @@ def approve_job(session: Session, settings: Settings, job: Job, key_prefix: str 
 def reject_job(session: Session, settings: Settings, job: Job, key_prefix: str | None, reason: str | None) -> Job:
     """awaiting_approval -> failed: the candidate checkpoint is discarded (its files deleted unless shared)."""
     store = store_from_settings(settings)
-    session.refresh(job, with_for_update=True)
+    session.refresh(job, with_for_update={"key_share": True})
     if job.status != "awaiting_approval":
         session.rollback()
         raise ProblemError(409, "Conflict", f"the job is {job.status}; only a job awaiting approval can be rejected")

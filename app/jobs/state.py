@@ -85,7 +85,8 @@ def transition(
     if progress is not None and not 0.0 <= progress <= 1.0:
         raise ValueError(f"progress must lie in [0, 1], got {progress}")
 
-    current = session.execute(select(Job.status).where(Job.id == job.id).with_for_update()).scalar_one()
+    current = session.execute(
+        select(Job.status).where(Job.id == job.id).with_for_update(key_share=True)).scalar_one()
     if to not in LEGAL_TRANSITIONS[current]:
         raise IllegalTransition(job.id, current, to)
 

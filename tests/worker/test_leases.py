@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -146,16 +147,18 @@ def test_failure_handling(session_factory, ledger_url: str, tmp_path: Path, monk
             assert work.exists() and sent == [[str(job_id)]]  # stage outputs kept for the retry
 
 
+def _job_fields(job: Job) -> dict[str, object]:
+    """The fields of a new queued job on the model (and from the base) of `job`."""
+    return dict(tenant_id=job.tenant_id, model_id=job.model_id, base_version_id=job.base_version_id,
+                kind="qa", method={}, evaluation={}, request_metadata={}, status="queued", progress=0.0,
+                attempts=0, max_attempts=3, cancel_requested=False, forget_count=1,
+                forget_merkle_root="0" * 64, request_sha256="0" * 64)
+
+
 def _second_job(factory, first: uuid.UUID, **overrides) -> uuid.UUID:  # type: ignore[no-untyped-def]
     """Another queued job on the model of `first`."""
     with factory() as s:
-        job = s.get(Job, first)
-        fields = dict(tenant_id=job.tenant_id, model_id=job.model_id, base_version_id=job.base_version_id,
-                      kind="qa", method={}, evaluation={}, request_metadata={}, status="queued", progress=0.0,
-                      attempts=0, max_attempts=3, cancel_requested=False, forget_count=1,
-                      forget_merkle_root="0" * 64, request_sha256="0" * 64)
-        fields.update(overrides)
-        other = Job(**fields)
+        other = Job(**{**_job_fields(s.get_one(Job, first)), **overrides})
         s.add(other)
         s.commit()
         return other.id
@@ -206,3 +209,26 @@ def test_pinned_base_is_kept_at_lease(session_factory) -> None:  # type: ignore[
         assert acquire_lease(s, first, "w1", 60)
         s.commit()
         assert s.get(Job, first).base_version_id == base
+
+
+def test_a_lease_in_progress_does_not_block_submissions_or_cancels_on_its_model(fresh_postgres_database,
+                                                                                 tmp_path: Path) -> None:
+    """Regression: the lease locked the model with FOR UPDATE, which conflicts with the foreign-key checks
+    (FOR KEY SHARE) of every INSERT into jobs and of a job row updated twice in one transaction; under load
+    that deadlocked a submission or a cancel against the lease (Postgres reported 40P01, the API a 503)."""
+    migrate(Settings(data_dir=tmp_path, database_url=fresh_postgres_database))
+    engine = make_engine(fresh_postgres_database)
+    factory = lambda: Session(engine, expire_on_commit=False)  # noqa: E731
+    first = _job(factory)
+    queued = _second_job(factory, first)
+    with factory() as lease, factory() as request:
+        assert acquire_lease(lease, first, "w1", 60)  # uncommitted: holds the model's lock
+        request.execute(text("SET lock_timeout = '2s'"))  # a wait would be a LockNotAvailable error
+        request.add(Job(**_job_fields(request.get_one(Job, first))))  # a submission: INSERT checks the FK
+        other = request.get_one(Job, queued)
+        other.cancel_requested = True
+        request.flush()
+        other.status = "cancelled"  # the second UPDATE of the row in this transaction: FK checks again
+        request.commit()
+        lease.commit()
+    engine.dispose()

@@ -354,13 +354,13 @@ class JobRunner:
         delete_superseded = get_compliance_settings().delete_superseded_weights
         delete_after: set[str] = set()
         with self.session() as session:
-            job = session.scalars(select(Job).where(Job.id == self.job_id).with_for_update()).one()
+            job = session.scalars(select(Job).where(Job.id == self.job_id).with_for_update(key_share=True)).one()
             if job.lease_owner != self.owner or job.status != "running" or job.result_version_id is not None:
                 raise JobCancelled("lease lost before promotion")
             if job.cancel_requested:
                 raise JobCancelled("cancel requested before promotion")
             model = session.scalars(
-                select(RegisteredModel).where(RegisteredModel.id == job.model_id).with_for_update()).one()
+                select(RegisteredModel).where(RegisteredModel.id == job.model_id).with_for_update(key_share=True)).one()
             self.store.record(session, mask, *checkpoint.artifacts)
             session.add(Mask(job_id=job.id, artifact_key=mask.key, sha256=result.mask_sha256,
                              summary=result.mask_summary))
