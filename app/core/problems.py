@@ -82,8 +82,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
         # The driver's class and SQLSTATE tell a deadlock from an outage; its message may quote parameters.
         orig = getattr(exc, "orig", None)
+        sqlstate = getattr(orig, "sqlstate", None)
         logger.warning("database unavailable: %s (%s, sqlstate %s)", type(exc).__name__, type(orig).__name__,
-                       getattr(orig, "sqlstate", None))
+                       sqlstate)
+        if sqlstate is not None and sqlstate.startswith("40"):  # deadlock or serialization failure
+            return problem_response(503, "Service Unavailable", "the request collided with a concurrent one "
+                                    "and was rolled back; retry", instance=request.url.path,
+                                    headers={"Retry-After": "1"})
         return problem_response(503, "Service Unavailable", "the database is unreachable; retry later",
                                 instance=request.url.path, headers={"Retry-After": "5"})
 
