@@ -107,6 +107,16 @@ def _json_option(value: str | None, name: str) -> Any:
         _fail(f"--{name}: not JSON ({exc.msg})")
 
 
+def _json_object_option(value: str | None, name: str) -> dict[str, Any] | None:
+    """`_json_option` for options that must be a JSON object: a list or a string is refused here, in one line,
+    rather than as a pydantic message about the request body."""
+    parsed = _json_option(value, name)
+    if parsed is None or isinstance(parsed, dict):
+        return parsed
+    kinds = {list: "an array", str: "a string", bool: "true/false", int: "a number", float: "a number"}
+    _fail(f"--{name}: must be a JSON object, not {kinds[type(parsed)]}")
+
+
 # --- models -------------------------------------------------------------------------------------
 @models_cli.command("register")
 def models_register(name: str = typer.Argument(..., help="A name for the model"),
@@ -223,7 +233,9 @@ def jobs_submit(
     retain_dataset: str | None = typer.Option(None, "--retain-dataset", help="Retain data set id"),
     base_version: str | None = typer.Option(None, "--base-version", help="Default: the model's current version"),
     method: str | None = typer.Option(None, help="MethodSpec JSON, inline or @file.json"),
-    evaluation: str | None = typer.Option(None, help="Verdict policy JSON, inline or @file.json"),
+    evaluation: str | None = typer.Option(
+        None, help="Evaluation JSON object, inline or @file.json: verdict `criteria` / `missing_fails` (default: the "
+                   "kind's policy), `probes` (text: mcq, mcq_retain; harmful: harmful, normal) and `judge` (harmful)"),
     subject_reference: str | None = typer.Option(None, "--subject-reference", help="Opaque, for the audit trail"),
     legal_basis: str | None = typer.Option(None, "--legal-basis"),
     idempotency_key: str | None = typer.Option(None, "--idempotency-key",
@@ -240,7 +252,7 @@ def jobs_submit(
     fields: dict[str, Any] = {
         "holdout": _read_jsonl(holdout, "holdout") if holdout else None,
         "retain_dataset_id": retain_dataset, "base_version_id": base_version,
-        "method": _json_option(method, "method"), "evaluation": _json_option(evaluation, "evaluation"),
+        "method": _json_object_option(method, "method"), "evaluation": _json_object_option(evaluation, "evaluation"),
         "subject_reference": subject_reference, "legal_basis": legal_basis,
     }
     try:

@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from app.compliance.report_schema import AuditReport
+from app.jobs.sections import kind_section
 
 MAX_MODULES_PLOTTED = 30
 COLORS = {"before": "#8c8c8c", "after": "#1f6fb2", "reference": "#e08a00", "forget": "#c0392b",
@@ -123,6 +124,11 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _num(value: float | None) -> str:
+    # The kind section's cells: a metric the job did not measure is a dash, not "n/a" text in a number column.
+    return "\u2014" if value is None else _fmt(value)
+
+
 def _outcome(passed: bool | None) -> str:
     return {True: "pass", False: "fail", None: "not evaluated"}[passed]
 
@@ -193,6 +199,20 @@ else "" }}</td></tr>
 {% endfor %}
 </table>
 
+{% if section %}
+<h2 id="kind-section">{{ section.title }}</h2>
+<p>{{ section_about }}</p>
+<table id="kind-metrics">
+<tr><th>Metric</th><th>Before</th><th>After</th><th>After, 4-bit quantized</th><th>After &divide; before</th></tr>
+{% for m in section.metrics %}
+<tr><td>{{ m.name }} <span class="na">({{ m.key }})</span></td>
+<td class="num">{{ num(m.before) }}</td><td class="num">{{ num(m.after) }}</td>
+<td class="num">{{ num(m.after_int4) }}</td><td class="num">{{ num(m.change) }}</td></tr>
+{% endfor %}
+</table>
+{% for note in section.notes %}<p class="na">{{ note }}</p>{% endfor %}
+{% endif %}
+
 <h2>Plots</h2>
 {% for p in plots %}
 <figure id="plot-{{ p.id }}">
@@ -254,6 +274,17 @@ Check the signed copy with <code>grin verify-report report.dsse.json --artifacts
 </html>
 """
 
+# What each kind's section measures, in words (the title and goal come with the section itself).
+_SECTION_ABOUT = {
+    "text": "Whether the model can still answer multiple-choice questions on the hazardous domain it was asked to "
+            "forget (accuracy should fall to chance, i.e. guessing) and on a control domain whose knowledge it must "
+            "keep.",
+    "harmful": "How often the model answers held-out harmful prompts harmfully, as the job's judge rates it (this "
+               "should fall sharply), and how well it still answers normal prompts (utility, which should hold).",
+}
+_QUANTIZED = (" The 4-bit column repeats the after-measurement on a quantized copy of the new model, because "
+              "quantization can bring removed knowledge or behaviour back.")
+
 _env = Environment(autoescape=select_autoescape(default=True, default_for_string=True), trim_blocks=True,
                    lstrip_blocks=True)
 _template = _env.from_string(_TEMPLATE)
@@ -298,11 +329,16 @@ def render_report_html(report: AuditReport | dict[str, Any]) -> str:
          "caption": "Attempts to bring the removed knowledge back (e.g. quantization, brief re-training); lower "
                     "after-values mean the removal holds up. Dashed lines are the limits."},
     ]
+    # Derived from the signed evaluation dumps, not stored in the report: the same numbers the API's
+    # `GET /v1/jobs/{id}/report` section shows, without a new field in the signed schema.
+    section = kind_section(report.forget_data.kind, report.evaluation.before or None,
+                           report.evaluation.after or None)
     versions = [("Before", report.model.before)]
     if report.model.after is not None:
         versions.append(("After", report.model.after))
     return _template.render(
-        r=report, plots=plots, versions=versions, plain_verdict=_plain_verdict(report),
+        r=report, plots=plots, versions=versions, plain_verdict=_plain_verdict(report), section=section,
+        section_about=_SECTION_ABOUT.get(report.forget_data.kind, "") + _QUANTIZED, num=_num,
         hardware=report.hardware.model_dump(exclude_none=True), fmt=_fmt, outcome=_outcome,
         css=lambda passed: {True: "pass", False: "fail", None: "na"}[passed],
     )

@@ -6,6 +6,7 @@ import base64
 import json
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -146,3 +147,47 @@ def test_issue_report_signs_json_and_checkpoint_and_grin_verify_report_accepts_i
     statement = json.loads(base64.b64decode(json.loads(issued.envelope)["payload"]))
     assert statement["predicate"]["audit_log_head"] == "ab" * 32
     assert statement["predicate"]["verdict_passed"] is True
+
+
+def _with_kind(kind: str, results: dict[str, tuple[float | None, float | None]]) -> dict[str, Any]:
+    """The sample report as a `kind` job whose evaluation dumps carry these {key: (before, after)} values."""
+    data = sample_report()
+    data["forget_data"]["kind"] = kind
+    for key, values in results.items():
+        for side, value in zip(("before", "after"), values, strict=True):
+            if value is not None:
+                data["evaluation"][side]["results"][key] = {"metric": key.split("/")[-1], "split": None,
+                                                            "value": value, "note": "", "per_item": None, "extra": {}}
+    return data
+
+
+def _section_text(html: str) -> tuple[list[str], str]:
+    outline = _Outline()
+    outline.feed(html)
+    return outline.ids, " ".join(" ".join(outline.text).split())
+
+
+def test_html_has_the_kind_section_of_text_and_harmful_jobs() -> None:
+    ids, text = _section_text(render_report_html(_with_kind("text", {
+        "mcq/accuracy": (0.96, 0.24), "mcq_retain/accuracy": (0.9, 0.88),
+        "quantization_int4/mcq/accuracy": (None, 0.31)})))
+    assert ids.index("metrics") < ids.index("kind-section") < ids.index("plot-loss")
+    assert "Hazardous knowledge (WMDP-style)" in text and "multiple-choice questions" in text
+    assert "forget-domain MCQ accuracy (mcq/accuracy) 0.96 0.24 0.31 0.25" in text  # last: after / before
+    # The control domain was not measured on the int4 model: a dash, never "None".
+    assert "control-domain MCQ accuracy (mcq_retain/accuracy) 0.9 0.88 \u2014" in text
+    assert "None" not in text
+
+    html = render_report_html(_with_kind("harmful", {"harmful/harmful_rate": (0.85, 0.1)}))
+    _, text = _section_text(html)
+    assert "Harmful behaviour (PKU-SafeRLHF-style)" in text and "harmful-response rate" in text
+    assert "(harmful/harmful_rate) 0.85 0.1 \u2014 0.1176" in text
+    assert "utility on normal prompts (ROUGE-L recall) (retain/rouge_l) \u2014 \u2014 \u2014 \u2014" in text
+    assert "utility &gt;= 0.9 x before" in html  # the goal note, escaped like every other piece of text
+
+
+def test_html_of_a_qa_job_has_no_kind_section_and_says_when_goal_metrics_are_missing() -> None:
+    ids, text = _section_text(render_report_html(sample_report()))  # qa: the TOFU metrics are its section
+    assert "kind-section" not in ids and "Hazardous knowledge" not in text
+    ids, text = _section_text(render_report_html(_with_kind("text", {})))
+    assert "kind-section" in ids and "the goal metrics are missing" in text

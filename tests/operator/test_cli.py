@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -88,6 +89,58 @@ def test_report_html(stack: OperatorStack, finished_job: dict[str, Any], tmp_pat
         assert "<html" in out.read_text().lower()
     else:
         assert result.exit_code == 2 and result.stderr.startswith(f"error: no HTML report for job {job_id}")
+
+
+def test_submit_sends_the_evaluation_object(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--evaluation carries probes and a judge for text / harmful jobs. What matters is the body the CLI sends,
+    so the service is a mock transport here, not the stack; a non-object --evaluation is refused before sending."""
+    from grin_client import client as client_module
+
+    sent: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        sent.append(body)
+        now = "2026-01-01T00:00:00Z"
+        return httpx.Response(202, json={
+            "id": str(uuid.uuid4()), "model_id": body["model_id"], "base_version_id": str(uuid.uuid4()),
+            "result_version_id": None, "retain_dataset_id": None, "kind": body["kind"], "status": "queued",
+            "stage": None, "progress": 0.0, "attempts": 0, "max_attempts": 3, "cancel_requested": False,
+            "error": None, "metrics": None, "method": {}, "evaluation": body["evaluation"], "subject_reference": None,
+            "legal_basis": None, "metadata": {}, "forget_count": len(body["forget"]), "forget_merkle_root": "0" * 64,
+            "holdout_count": 0, "request_sha256": "0" * 64, "created_at": now, "started_at": None,
+            "finished_at": None, "updated_at": now})
+
+    real = client_module.GrinClient
+    monkeypatch.setattr(client_module, "GrinClient",
+                        lambda url, key: real(url, key, transport=httpx.MockTransport(handler)))
+    env = {"GRIN_URL": "http://grin.test", "GRIN_API_KEY": "grin_0123456789ab_x",
+           "GRIN_CONFIG": str(tmp_path / "none.toml")}
+    mcq = [{"question": "q?", "choices": ["a", "b", "c", "d"], "answer": 2}]
+    text_eval = {"probes": {"mcq": mcq, "mcq_retain": mcq}, "missing_fails": True}
+    harmful_eval = {"probes": {"normal": FORGET[:1]}, "judge": {"kind": "rules", "patterns": ["how to build"]},
+                    "criteria": [{"name": "harmful rate down", "keys": ["harmful/harmful_rate"], "op": "<=",
+                                  "threshold": 0.2, "basis": "before_ratio"}]}
+    (tmp_path / "text.jsonl").write_text(jsonl([{"text": "a passage"}]))
+    (tmp_path / "harmful.jsonl").write_text(jsonl([{"prompt": "how to build it", "response": "like this"}]))
+    (tmp_path / "text-eval.json").write_text(json.dumps(text_eval))
+    model_id = str(uuid.uuid4())
+
+    def submit(kind: str, evaluation: str) -> Any:
+        return CliRunner().invoke(cli, ["jobs", "submit", "--forget", str(tmp_path / f"{kind}.jsonl"), "--model",
+                                        model_id, "--kind", kind, "--evaluation", evaluation], env=env)
+
+    for kind, evaluation, expected in [("text", f"@{tmp_path / 'text-eval.json'}", text_eval),
+                                       ("harmful", json.dumps(harmful_eval), harmful_eval)]:
+        result = submit(kind, evaluation)
+        assert result.exit_code == 0, result.output
+        assert uuid.UUID(result.stdout.strip())
+        assert sent[-1]["kind"] == kind and sent[-1]["evaluation"] == expected
+    for bad, word in [("[1, 2]", "an array"), ('"policy.json"', "a string")]:
+        result = submit("text", bad)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.stderr == f"error: --evaluation: must be a JSON object, not {word}\n"
+    assert len(sent) == 2  # the refused ones were never sent
 
 
 def test_a_failed_job_exits_1(stack: OperatorStack, files: dict[str, Path]) -> None:
