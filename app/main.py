@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from app.auth.endpoints import router as auth_router
 from app.compliance.endpoints import signing_router, webhooks_router
+from app.core.admission import AdmissionMiddleware
 from app.core.config import get_settings
 from app.core.db import migrate
 from app.core.limits import RequestSizeLimitMiddleware
@@ -41,6 +42,7 @@ def create_app() -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(RequestSizeLimitMiddleware)
+    app.add_middleware(AdmissionMiddleware)  # outside the size limit: a waiting request reads no body yet
     install_observability(app)  # X-Request-ID, JSON access logs, /metrics (outermost middleware)
     app.include_router(health_router)
     app.include_router(auth_router)

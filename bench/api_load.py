@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             session.commit()
         env = service_env({"GRIN_DATA_DIR": str(settings.data_dir), "GRIN_DATABASE_URL": database_url,
                            "GRIN_BROKER_URL": redis_url, "GRIN_MODEL_ROOTS": str(model_root), "GRIN_GPU_QUEUE": queue,
-                           "GRIN_MAX_JOBS_IN_FLIGHT_PER_TENANT": "100000000"})
+                           "GRIN_MAX_JOBS_IN_FLIGHT_PER_TENANT": "100000000",
+                           **{k: v for k, v in os.environ.items() if k.startswith("GRIN_API_")}})
         api_port, bare_port = free_port(), free_port()
         bare_args = [*api_args(bare_port)[:1], "bare_app:app", "--app-dir", str(REPO_ROOT / "bench"),
                      *api_args(bare_port)[2:]]

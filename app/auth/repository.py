@@ -12,8 +12,11 @@ def key_by_prefix(session: Session, prefix: str) -> ApiKey | None:
     return session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).one_or_none()
 
 
-def tenant_by_id(session: Session, tenant_id: uuid.UUID) -> Tenant | None:
-    return session.get(Tenant, tenant_id)
+def key_with_tenant(session: Session, prefix: str) -> tuple[ApiKey, Tenant] | None:
+    """The key and its tenant in one round trip: every authenticated request starts here."""
+    row = session.execute(select(ApiKey, Tenant).join(Tenant, Tenant.id == ApiKey.tenant_id)
+                          .where(ApiKey.prefix == prefix)).one_or_none()
+    return (row[0], row[1]) if row is not None else None
 
 
 def tenant_by_name(session: Session, name: str) -> Tenant | None:

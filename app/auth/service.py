@@ -68,9 +68,9 @@ def authenticate(session: Session, presented: str) -> Tenant | None:
     if parts is None:
         return None
     prefix, secret = parts
-    api_key = repository.key_by_prefix(session, prefix)
-    expected = api_key.secret_sha256 if api_key is not None else _UNKNOWN_KEY_DIGEST
+    found = repository.key_with_tenant(session, prefix)
+    expected = found[0].secret_sha256 if found is not None else _UNKNOWN_KEY_DIGEST
     matches = hmac.compare_digest(_digest(secret), expected)
-    if api_key is None or not matches or api_key.revoked_at is not None:
+    if found is None or not matches or found[0].revoked_at is not None:
         return None
-    return repository.tenant_by_id(session, api_key.tenant_id)
+    return found[1]

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     max_records_per_job: int = 10_000
     max_jobs_in_flight_per_tenant: int = 8
 
+    # API concurrency (app/core/admission.py). Requests beyond api_max_concurrent_requests wait on the event
+    # loop, and get a 503 after api_queue_timeout_s. Keep the limit below the database pool's 30 connections:
+    # a request that holds a pooled connection must never wait for a thread held by one waiting for a connection.
+    api_max_concurrent_requests: int = Field(default=20, ge=1, le=200)
+    api_queue_timeout_s: float = Field(default=30.0, gt=0)
+
     # Celery: the pipeline runs on `gpu`, light work (webhooks, purges) on `cpu`.
     worker_queues: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["gpu", "cpu"])
     gpu_queue: str = "gpu"

@@ -1,26 +1,49 @@
-"""Typed FastAPI dependencies (`Annotated`), overridable in tests via `app.dependency_overrides`."""
+"""Typed FastAPI dependencies (`Annotated`), overridable in tests via `app.dependency_overrides`.
+
+Both are `async def` on purpose: FastAPI runs a plain `def` dependency on the thread pool, and every hop there
+costs a request time under load. Neither does I/O on the event loop: reading the settings is a cache lookup,
+opening a session connects nothing, and closing one that holds a connection (its ROLLBACK) goes to a thread.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Scope
 
 from app.core.config import Settings, get_settings
 from app.core.db import open_session
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+def settings_of_app(scope: Scope) -> Settings:
+    """The Settings the routes see, honouring an override of `get_settings` (tests point it elsewhere)."""
+    app = scope.get("app")
+    overrides = getattr(app, "dependency_overrides", {})
+    provider: Callable[[], Settings] = overrides.get(get_settings, get_settings)
+    return provider()
 
 
-def get_session(settings: SettingsDep) -> Iterator[Session]:
+async def current_settings(request: Request) -> Settings:
+    return settings_of_app(request.scope)
+
+
+SettingsDep = Annotated[Settings, Depends(current_settings)]
+
+
+async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
     """One session per request, closed afterwards."""
     session = open_session(settings)
     try:
         yield session
     finally:
-        session.close()
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

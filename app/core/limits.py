@@ -7,13 +7,11 @@ the service buffer more than the limit. Dataset uploads get their own, larger li
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastapi import HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.config import Settings, get_settings
+from app.core.deps import settings_of_app
 from app.core.problems import problem_response
 
 UPLOAD_ROUTES: frozenset[tuple[str, str]] = frozenset({("POST", "/v1/datasets")})
@@ -24,14 +22,6 @@ class RequestTooLarge(HTTPException):
 
     def __init__(self, limit: int, setting: str) -> None:
         super().__init__(413, f"the request body exceeds {limit} bytes (GRIN_{setting.upper()})")
-
-
-def settings_of_app(scope: Scope) -> Settings:
-    """The Settings the routes see, honouring `app.dependency_overrides` (tests point it elsewhere)."""
-    app = scope.get("app")
-    overrides = getattr(app, "dependency_overrides", {})
-    provider: Callable[[], Settings] = overrides.get(get_settings, get_settings)
-    return provider()
 
 
 class RequestSizeLimitMiddleware:

@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 
 from app.auth.dependencies import CurrentTenant
 from app.core import jsonparse
+from app.core.admission import SSE_MEDIA_TYPE
 from app.core.artifacts import store_from_settings
 from app.core.config import Settings
 from app.core.db import open_session
@@ -32,7 +33,6 @@ from app.observability.logging import KEY_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["jobs"], responses=problem_responses(401, 413))
 
-SSE_MEDIA_TYPE = "text/event-stream"
 SSE_POLL_INTERVAL_S = 0.5
 SSE_KEEPALIVE_S = 15.0
 
@@ -134,10 +134,7 @@ async def submit_unlearning(
 ) -> JSONResponse:
     unlearn = await _read_unlearn_request(request, settings)
     # Validating and hashing up to max_records_per_job records is CPU work: keep it off the event loop.
-    forget = await run_in_threadpool(service.check_records, unlearn.forget, unlearn.kind, "forget", settings)
-    holdout = (await run_in_threadpool(service.check_records, unlearn.holdout, unlearn.kind, "holdout", settings)
-               if unlearn.holdout is not None else None)
-    await run_in_threadpool(service.check_evaluation, unlearn, settings)
+    forget, holdout = await run_in_threadpool(service.check_request, unlearn, settings)
     digest = service.request_digest(unlearn)
     if idempotency_key is not None:
         replay = await run_in_threadpool(service.claim_idempotency_key, session, tenant, idempotency_key, digest)
@@ -230,6 +227,8 @@ def list_events(
     if SSE_MEDIA_TYPE in request.headers.get("accept", ""):
         if last_event_id is not None and last_event_id.isdigit():
             after_id = int(last_event_id)
+        # The request's session would otherwise keep its pooled connection for the stream's whole life.
+        session.close()
         return StreamingResponse(_event_stream(settings, job.id, after_id), media_type=SSE_MEDIA_TYPE,
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     events = repository.events_of(session, job.id, after_id=after_id, limit=limit + 1)

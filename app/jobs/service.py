@@ -96,6 +96,15 @@ def check_records(rows: list[Any], kind: str, part: str, settings: Settings) -> 
     return checked
 
 
+def check_request(request: UnlearnRequest, settings: Settings) -> tuple[CheckedRecords, CheckedRecords | None]:
+    """The forget and holdout records checked and hashed, and the evaluation policy checked (one thread hop)."""
+    forget = check_records(request.forget, request.kind, "forget", settings)
+    holdout = (check_records(request.holdout, request.kind, "holdout", settings)
+               if request.holdout is not None else None)
+    check_evaluation(request, settings)
+    return forget, holdout
+
+
 def check_evaluation(request: UnlearnRequest, settings: Settings) -> None:
     """Validate the probe sets (each with its own record kind; 422 names the set and the record) and the judge."""
     probes = request.evaluation.probes
@@ -186,8 +195,12 @@ def _base_version(session: Session, request: UnlearnRequest, current_version_id:
 def create_job(session: Session, settings: Settings, tenant: Tenant, request: UnlearnRequest,
                forget: CheckedRecords, holdout: CheckedRecords | None, digest: str,
                idempotency_key: str | None) -> Job:
-    """Write the job, its raw inputs, its record hashes and its first event in one transaction (committed)."""
-    repository.lock_tenant(session, tenant.id)
+    """Write the job, its raw inputs, its record hashes and its first event in one transaction (committed).
+
+    A tenant's submissions pass one at a time from the tenant's lock to the commit (the in-flight limit needs
+    it; the audit chain serialises its own append), so the rows are written before the lock and the section
+    holds only the count, the audit entry and the commit. Still exact: a job counts once committed, and every
+    commit happens under the lock, so each count sees every submission that passed before it."""
     model = registry.model_of_tenant(session, tenant.id, request.model_id)
     if model is None:
         raise ProblemError(404, "Not Found", f"no model {request.model_id}")
@@ -200,12 +213,6 @@ def create_job(session: Session, settings: Settings, tenant: Tenant, request: Un
             raise _unprocessable(f"retain_dataset_id: the data set holds {dataset.kind} records, the job is "
                                  f"{request.kind}", [{"loc": "body.retain_dataset_id", "msg": "kind mismatch",
                                                       "type": "value_error"}])
-    in_flight = repository.count_in_flight(session, tenant.id, IN_FLIGHT)
-    if in_flight >= settings.max_jobs_in_flight_per_tenant:
-        raise ProblemError(429, "Too Many Requests",
-                           f"{in_flight} jobs in flight, at most {settings.max_jobs_in_flight_per_tenant} per tenant "
-                           "(GRIN_MAX_JOBS_IN_FLIGHT_PER_TENANT); retry when one ends", headers={"Retry-After": "30"})
-
     job = Job(
         tenant_id=tenant.id, model_id=model.id, base_version_id=base.id, retain_dataset_id=request.retain_dataset_id,
         kind=request.kind, method=request.method.resolve().model_dump(mode="json"),
@@ -222,10 +229,6 @@ def create_job(session: Session, settings: Settings, tenant: Tenant, request: Un
     session.add_all(ForgetRecordHash(job_id=job.id, index=i, sha256=h) for i, h in enumerate(forget.hashes))
     append_event(session, job, STATUS_EVENT, {"from": None, "to": "queued", "progress": 0.0,
                                               "preset": request.method.preset})
-    audit_log.append(session, audit_log.JOB_SUBMITTED, tenant_id=tenant.id, job_id=job.id, data={
-        "model_id": str(model.id), "base_version_id": str(base.id), "base_pinned": job.base_pinned,
-        "kind": job.kind, "forget_count": job.forget_count, "forget_merkle_root": job.forget_merkle_root,
-        "holdout_count": job.holdout_count, "request_sha256": digest, "require_approval": job.require_approval})
     if idempotency_key is not None:
         claimed = repository.idempotency_key(session, tenant.id, idempotency_key)
         if claimed is not None:
@@ -233,6 +236,17 @@ def create_job(session: Session, settings: Settings, tenant: Tenant, request: Un
             claimed.job_id = job.id
             claimed.response = {"status_code": 202, "location": job_location(job.id),
                                 "body": JobOut.model_validate(job).model_dump(mode="json")}
+    repository.lock_tenant(session, tenant.id)
+    others = repository.count_in_flight(session, tenant.id, IN_FLIGHT) - 1  # this job is queued too
+    if others >= settings.max_jobs_in_flight_per_tenant:
+        session.rollback()
+        raise ProblemError(429, "Too Many Requests",
+                           f"{others} jobs in flight, at most {settings.max_jobs_in_flight_per_tenant} per tenant "
+                           "(GRIN_MAX_JOBS_IN_FLIGHT_PER_TENANT); retry when one ends", headers={"Retry-After": "30"})
+    audit_log.append(session, audit_log.JOB_SUBMITTED, tenant_id=tenant.id, job_id=job.id, data={
+        "model_id": str(model.id), "base_version_id": str(base.id), "base_pinned": job.base_pinned,
+        "kind": job.kind, "forget_count": job.forget_count, "forget_merkle_root": job.forget_merkle_root,
+        "holdout_count": job.holdout_count, "request_sha256": digest, "require_approval": job.require_approval})
     session.commit()
     return job
 
