@@ -8,6 +8,7 @@ timeout, counts as an error. Bounded in time (duration) and count (max_requests)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -59,31 +60,30 @@ class LoadResult:
                 "operations": {name: s.summary(self.seconds) for name, s in self.ops.items()}}
 
 
-async def _client(base_url: str, headers: dict[str, str], ops: list[tuple[str, Operation, int, float]],
-                  deadline: float, budget: list[int], stats: dict[str, OpStats], seed: int, timeout: float) -> None:
+async def _client(client: httpx.AsyncClient, ops: list[tuple[str, Operation, int, float]],
+                  deadline: float, budget: list[int], stats: dict[str, OpStats], seed: int) -> None:
     rng = random.Random(seed)
     names = [name for name, _, _, _ in ops]
     weights = [weight for _, _, _, weight in ops]
     table = {name: (op, expected) for name, op, expected, _ in ops}
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout) as client:
-        while time.monotonic() < deadline and budget[0] > 0:
-            budget[0] -= 1
-            name = rng.choices(names, weights)[0]
-            op, expected = table[name]
-            started = time.perf_counter()
-            try:
-                response = await op(client, rng)
-                elapsed = (time.perf_counter() - started) * 1000
-                ok = response.status_code == expected
-                detail = f"{response.status_code}: {response.text[:160]}"
-            except (httpx.HTTPError, OSError) as exc:
-                elapsed = (time.perf_counter() - started) * 1000
-                ok, detail = False, f"{type(exc).__name__}: {exc}"
-            stats[name].latencies_ms.append(elapsed)
-            if not ok:
-                stats[name].errors += 1
-                if len(stats[name].error_samples) < 5:
-                    stats[name].error_samples.append(detail)
+    while time.monotonic() < deadline and budget[0] > 0:
+        budget[0] -= 1
+        name = rng.choices(names, weights)[0]
+        op, expected = table[name]
+        started = time.perf_counter()
+        try:
+            response = await op(client, rng)
+            elapsed = (time.perf_counter() - started) * 1000
+            ok = response.status_code == expected
+            detail = f"{response.status_code}: {response.text[:160]}"
+        except (httpx.HTTPError, OSError) as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        stats[name].latencies_ms.append(elapsed)
+        if not ok:
+            stats[name].errors += 1
+            if len(stats[name].error_samples) < 5:
+                stats[name].error_samples.append(detail)
 
 
 async def run_load_async(base_url: str, headers: dict[str, str], clients: int, duration_s: float,
@@ -92,11 +92,17 @@ async def run_load_async(base_url: str, headers: dict[str, str], clients: int, d
     """`ops`: (name, coroutine function, expected status, weight)."""
     stats = {name: OpStats() for name, _, _, _ in ops}
     budget = [max_requests]
-    started = time.monotonic()
-    deadline = started + duration_s
-    await asyncio.gather(*(_client(base_url, headers, ops, deadline, budget, stats, seed + n, timeout)
-                           for n in range(clients)))
-    return LoadResult(clients=clients, seconds=time.monotonic() - started, ops=stats)
+    async with contextlib.AsyncExitStack() as stack:
+        # Every client exists before the clock starts: building one (its TLS context) costs the generator
+        # milliseconds of CPU, and building them mid-run stalled the loop for seconds, which showed up as
+        # multi-second latencies of the first requests against every server, the bare one included.
+        pool = [await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, headers=headers,
+                                                                  timeout=timeout)) for _ in range(clients)]
+        started = time.monotonic()
+        deadline = started + duration_s
+        await asyncio.gather(*(_client(client, ops, deadline, budget, stats, seed + n)
+                               for n, client in enumerate(pool)))
+        return LoadResult(clients=clients, seconds=time.monotonic() - started, ops=stats)
 
 
 def run_load(base_url: str, headers: dict[str, str], clients: int, duration_s: float,
