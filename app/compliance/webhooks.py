@@ -23,7 +23,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -331,6 +331,18 @@ def attempt_delivery(session: Session, delivery_id: uuid.UUID, settings: Complia
     outcome = Attempt(delivery.status, delivery.attempts, code, error, retry_in)
     session.commit()
     return outcome
+
+
+def redispatch_overdue(factory: Callable[[], Session], send: Callable[[list[uuid.UUID]], None],
+                       now: datetime | None = None) -> list[uuid.UUID]:
+    """One round of the webhook sweep (the worker's sweep timer runs it): send the overdue deliveries again.
+    A delivery's task is lost when the broker was down at its commit or a worker died holding its retry."""
+    with factory() as session:
+        due = due_deliveries(session, now)
+    if due:
+        logger.warning("re-sending %d overdue webhook deliveries", len(due))
+        send(due)
+    return due
 
 
 def due_deliveries(session: Session, now: datetime | None = None, limit: int = 100) -> list[uuid.UUID]:

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -231,3 +232,25 @@ def test_dispatch_after_commit_sends_only_committed_deliveries(make_session: ses
         assert celery.sent == []
         session.commit()
     assert celery.sent == [(webhooks.DELIVER_TASK, [str(ids[0])], "cpu-x")]
+
+
+def test_the_sweep_resends_overdue_deliveries_only(make_session: sessionmaker[Session]) -> None:
+    """A delivery whose task was lost (broker down at commit, worker killed holding its retry) stays pending;
+    the worker's sweep re-sends it once it is a minute overdue, and leaves due-soon and finished ones alone."""
+    settings = ComplianceSettings(webhook_allow_private_targets=True)
+    with make_session() as session:
+        tenant = auth.create_tenant(session, "acme")
+        webhooks.create_endpoint(session, tenant.id, "http://127.0.0.1:9/hook", settings=settings)
+        session.commit()
+        lost, recent, done = (webhooks.enqueue_event(session, tenant.id, webhooks.EVENT_CANCELLED, {"job_id": j})[0]
+                              for j in ("a", "b", "c"))
+        session.get_one(WebhookDelivery, done).status = "succeeded"
+        session.commit()
+        now = session.get_one(WebhookDelivery, lost).next_attempt_at
+        session.get_one(WebhookDelivery, lost).next_attempt_at = now - timedelta(seconds=61)
+        session.commit()
+    sent: list[list[uuid.UUID]] = []
+    assert webhooks.redispatch_overdue(make_session, sent.append, now=now) == [lost]
+    assert sent == [[lost]]
+    assert webhooks.redispatch_overdue(make_session, sent.append, now=now - timedelta(seconds=120)) == []
+    assert sent == [[lost]] and recent not in sent[0]

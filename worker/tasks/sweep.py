@@ -1,8 +1,9 @@
 """The recovery sweep, run by every worker: once when it is ready, then every `sweep_interval_s`.
 
-It runs in a timer thread of the worker's parent process (no beat needed, and it works whatever queues
-the worker consumes); `grin.system.sweep` runs the same function on demand on the `cpu` queue. The parent
-never imports torch: the sweep is ledger queries and `send_task` only.
+Each round also re-sends webhook deliveries whose task was lost (overdue by a minute). It runs in a timer
+thread of the worker's parent process (no beat needed, and it works whatever queues the worker consumes);
+`grin.system.sweep` runs the same function on demand on the `cpu` queue. The parent never imports torch:
+the sweep is ledger queries and `send_task` only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.compliance.webhooks import dispatch, redispatch_overdue
 from app.core.config import get_settings
 from app.core.db import make_engine, open_session
 from worker.celery_app import celery_app
@@ -45,6 +47,7 @@ class SweepTimer(threading.Thread):
         while True:
             try:
                 sweep(factory, send_run_job, grace_s=settings.sweep_grace_s, work_root=settings.data_dir / "work")
+                redispatch_overdue(factory, dispatch)
             except Exception:  # the database or broker is down: the next round tries again
                 logger.exception("sweep failed")
             if self.stopping.wait(self.interval_s):
@@ -79,4 +82,6 @@ def sweep_task() -> dict[str, list[str]]:
         return open_session(settings)
 
     report = sweep(factory, send_run_job, grace_s=settings.sweep_grace_s, work_root=settings.data_dir / "work")
-    return {"requeued": report.requeued, "failed": report.failed, "cancelled": report.cancelled}
+    webhooks = redispatch_overdue(factory, dispatch)
+    return {"requeued": report.requeued, "failed": report.failed, "cancelled": report.cancelled,
+            "webhooks_resent": [str(d) for d in webhooks]}
