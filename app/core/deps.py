@@ -7,16 +7,20 @@ opening a session connects nothing, and closing one that holds a connection (its
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
 from app.core.config import Settings, get_settings
 from app.core.db import open_session
+
+logger = logging.getLogger("grin.api")
 
 
 def settings_of_app(scope: Scope) -> Settings:
@@ -41,9 +45,19 @@ async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
         yield session
     finally:
         if session.in_transaction():
-            await run_in_threadpool(session.close)
+            await run_in_threadpool(_close, session)
         else:
             session.close()
+
+
+def _close(session: Session) -> None:
+    """Close (ROLLBACK) a request's session; the response is already on its way, so a database that went away
+    meanwhile must not turn into an error here: uvicorn would drop the client's keep-alive connection."""
+    try:
+        session.close()
+    except SQLAlchemyError as exc:
+        logger.warning("closing a request's session failed (%s); its connection is discarded", type(exc).__name__)
+        session.invalidate()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
