@@ -14,6 +14,7 @@ figures are a floor.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -29,30 +30,12 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import httpx  # noqa: E402
 
-from tests.processes import api_args, free_port, running, service_env, wait_http  # noqa: E402
+from tests.processes import api_args, free_port, running, scratch_database, service_env, wait_http  # noqa: E402
 from tests.reliability.load import run_load  # noqa: E402
 
 FORGET = [{"question": "Who wrote the test book?", "answer": "A fictional author."}]
 GOAL_P99_MS = 50.0
 GOAL_SHARE = 0.5
-
-
-def _database(url: str) -> tuple[str, Any]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    base = make_url(url)
-    name = f"grin_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return base.set(database=name).render_as_string(hide_password=False), drop
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -70,8 +53,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from app.core.config import Settings
     from app.core.db import migrate, open_session
 
-    database_url, drop = _database(os.environ.get("GRIN_TEST_DATABASE_URL",
-                                                  "postgresql+psycopg://postgres@127.0.0.1:5432/grin_test"))
+    database = contextlib.ExitStack()  # drops the scratch database at the end
+    database_url = database.enter_context(scratch_database(
+        os.environ.get("GRIN_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/grin_test"),
+        "grin_bench"))
     redis_url = os.environ.get("GRIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     queue = f"gpu-bench-{uuid.uuid4().hex[:8]}"
     tmp = Path(tempfile.mkdtemp(prefix="grin-api-load-"))
@@ -126,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         client = redis.Redis.from_url(redis_url)
         client.delete(queue)
         client.close()
-        drop()
+        database.close()
     bare_rps = results["bare GET /bare"]["rps"]
     summary = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

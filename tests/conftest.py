@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+
+from tests.processes import scratch_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,17 +36,8 @@ def redis_url() -> str:
 @pytest.fixture
 def fresh_postgres_database(postgres_url: str) -> Iterator[str]:
     """An empty database of its own on the real Postgres server, dropped afterwards."""
-    url = make_url(postgres_url)
-    name = f"grin_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(postgres_url, "grin_t") as database_url:
+        yield database_url
 
 
 @pytest.fixture

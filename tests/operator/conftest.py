@@ -7,6 +7,7 @@ browser all talk to this stack over HTTP, exactly as an operator's scripts would
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from app.core.config import Settings
-from tests.processes import api_args, free_port, running, service_env, wait_http, worker_args
+from tests.processes import api_args, free_port, running, scratch_database, service_env, wait_http, worker_args
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOFU = REPO_ROOT / "data" / "tofu"
@@ -117,22 +118,17 @@ def operator_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redis_url: str,
           operator_model_dir: Path) -> Iterator[OperatorStack]:
     import redis
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
 
     from app.auth import service as auth
     from app.core.db import engine_for, migrate, open_session
 
     tmp = tmp_path_factory.mktemp("operator-stack")
-    url = make_url(postgres_url)
-    name = f"grin_o_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    database = contextlib.ExitStack()  # drops the scratch database at the end
+    database_url = database.enter_context(scratch_database(postgres_url, "grin_o"))
     broker = redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
     suffix = uuid.uuid4().hex[:6]
     gpu_queue, cpu_queue = f"gpu-op-{suffix}", f"cpu-op-{suffix}"
-    settings = Settings(data_dir=tmp / "data", database_url=url.set(database=name).render_as_string(False),
+    settings = Settings(data_dir=tmp / "data", database_url=database_url,
                         broker_url=broker, model_roots=[tmp / "models"], gpu_queue=gpu_queue, cpu_queue=cpu_queue)
     model_root = settings.model_roots[0]
     model_root.mkdir(parents=True)
@@ -169,9 +165,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redis_url
             yield stack
     finally:
         engine_for(settings.database_url).dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        database.close()
         client = redis.Redis.from_url(broker)
         client.delete(gpu_queue, cpu_queue)
         client.close()

@@ -125,10 +125,9 @@ class PrivateRedis:
         self.process = None
 
 
-@pytest.fixture(scope="module")
-def private_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrivatePostgres, PrivateRedis]]:
+def _servers(log_dir: Path) -> Iterator[tuple[PrivatePostgres, PrivateRedis]]:
     postgres = PrivatePostgres()
-    redis_server = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    redis_server = PrivateRedis(log_dir)
     try:
         postgres.start()
         redis_server.start()
@@ -136,6 +135,12 @@ def private_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     finally:
         redis_server.stop()
         postgres.destroy()
+
+
+@pytest.fixture(scope="module")
+def private_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrivatePostgres, PrivateRedis]]:
+    """Servers a module's fault tests may stop and restart."""
+    yield from _servers(tmp_path_factory.mktemp("redis"))
 
 
 def _signing_key(settings: Settings) -> None:
@@ -167,15 +172,7 @@ def private_stack(private_servers: tuple[PrivatePostgres, PrivateRedis], tmp_pat
 @pytest.fixture(scope="session")
 def session_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrivatePostgres, PrivateRedis]]:
     """Servers for the modules that never stop them (isolation, load, soak): started once per session."""
-    postgres = PrivatePostgres()
-    redis_server = PrivateRedis(tmp_path_factory.mktemp("session-redis"))
-    try:
-        postgres.start()
-        redis_server.start()
-        yield postgres, redis_server
-    finally:
-        redis_server.stop()
-        postgres.destroy()
+    yield from _servers(tmp_path_factory.mktemp("session-redis"))
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ handlers run past their 404s. Whatever is sent: no 5xx, and every 4xx is applica
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections import Counter
@@ -19,7 +20,7 @@ import redis
 import requests
 
 from app.core.config import Settings
-from tests.processes import api_args, free_port, running, service_env, wait_http
+from tests.processes import api_args, free_port, running, scratch_database, service_env, wait_http
 from tests.reliability.figures import record, size
 
 CASES = size(2000, 8000)  # a target: hypothesis stops early on operations with few distinct inputs
@@ -28,21 +29,15 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redis_url: str) -> Iterator[dict[str, Any]]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
     from app.auth import service as auth
     from app.core.db import migrate, open_session
 
     tmp = tmp_path_factory.mktemp("fuzz")
-    url = make_url(postgres_url)
-    name = f"grin_f_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    database = contextlib.ExitStack()  # drops the scratch database at the end
+    database_url = database.enter_context(scratch_database(postgres_url, "grin_f"))
     queue = f"gpu-fuzz-{uuid.uuid4().hex[:8]}"  # nobody consumes it: no worker runs fuzzed jobs
     model_root = tmp / "models"
-    settings = Settings(data_dir=tmp / "data", database_url=url.set(database=name).render_as_string(False),
+    settings = Settings(data_dir=tmp / "data", database_url=database_url,
                         broker_url=redis_url, model_roots=[model_root], gpu_queue=queue)
     migrate(settings)
     from tests.reliability.conftest import _signing_key
@@ -77,9 +72,7 @@ def live_api(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redis_
         client = redis.Redis.from_url(redis_url)
         client.delete(queue)
         client.close()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        database.close()
 
 
 def _media_type(headers: Any) -> str:

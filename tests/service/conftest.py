@@ -15,8 +15,7 @@ import httpx
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.auth import service as auth
@@ -24,6 +23,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import engine_for, migrate, open_session
 from app.main import create_app
 from app.models import Base
+from tests.processes import scratch_database
 
 QA = [{"question": f"Who is person {i}?", "answer": f"Person {i} is a fictional author."} for i in range(5)]
 
@@ -31,20 +31,12 @@ QA = [{"question": f"Who is person {i}?", "answer": f"Person {i} is a fictional 
 @pytest.fixture(scope="module")
 def module_postgres(postgres_url: str) -> Iterator[str]:
     """A database of this module's own, migrated once."""
-    url = make_url(postgres_url)
-    name = f"grin_s_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    database_url = url.set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate(Settings(database_url=database_url))
-        yield database_url
-    finally:
-        engine_for(database_url).dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(postgres_url, "grin_s") as database_url:
+        try:
+            migrate(Settings(database_url=database_url))
+            yield database_url
+        finally:
+            engine_for(database_url).dispose()
 
 
 @pytest.fixture

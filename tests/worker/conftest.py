@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from app.core.config import Settings
-from tests.processes import api_args, free_port, running, service_env, wait_http, worker_args
+from tests.processes import api_args, free_port, running, scratch_database, service_env, wait_http, worker_args
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOFU = REPO_ROOT / "data" / "tofu"
@@ -228,27 +228,14 @@ def _make_stack(settings: Settings, tmp: Path, model_dir: Path, extra_env: dict[
 def postgres_stack(tmp: Path, postgres_url: str, redis_url: str, tiny_model_dir: Path, *, redis_db: int = 13,
                    extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
     """A stack on a fresh Postgres database and a Redis database of its own (emptied first)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    url = make_url(postgres_url)
-    name = f"grin_w_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
     # A Redis database of its own, emptied first: other suites' workers never see these jobs.
     import redis
 
     broker = redis_url.rsplit("/", 1)[0] + f"/{redis_db}"
     redis.Redis.from_url(broker).flushdb()
-    settings = Settings(data_dir=tmp / "data", database_url=url.set(database=name).render_as_string(False),
-                        broker_url=broker)
-    try:
+    with scratch_database(postgres_url, "grin_w") as database_url:
+        settings = Settings(data_dir=tmp / "data", database_url=database_url, broker_url=broker)
         yield from _make_stack(settings, tmp, tiny_model_dir, extra_env or {})
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")
