@@ -2,7 +2,8 @@
 
 Both are `async def` on purpose: FastAPI runs a plain `def` dependency on the thread pool, and every hop there
 costs a request time under load. Neither does I/O on the event loop: reading the settings is a cache lookup,
-opening a session connects nothing, and closing one that holds a connection (its ROLLBACK) goes to a thread.
+opening a session connects nothing, and closing a writer's session that holds a connection (its ROLLBACK) goes
+to a thread.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
 from app.core.config import Settings, get_settings
-from app.core.db import open_session
+from app.core.db import open_api_session
 
 logger = logging.getLogger("grin.api")
 
@@ -38,16 +39,23 @@ async def current_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(current_settings)]
 
 
-async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
+# Requests with these methods only read: they get an autocommit session that refuses to write.
+READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
+
+
+async def get_session(request: Request, settings: SettingsDep) -> AsyncIterator[Session]:
     """One session per request, closed afterwards."""
-    session = open_session(settings)
+    read_only = request.method in READ_ONLY_METHODS
+    session = open_api_session(settings, read_only=read_only)
     try:
         yield session
     finally:
-        if session.in_transaction():
+        # Closing sends nothing when no transaction is open, and an autocommit session never has one open on its
+        # connection: only a writer's ROLLBACK goes to a thread.
+        if session.in_transaction() and not read_only:
             await run_in_threadpool(_close, session)
         else:
-            session.close()
+            _close(session)
 
 
 def _close(session: Session) -> None:

@@ -33,7 +33,7 @@ async def _check(name: str, probe: Any) -> tuple[str, str | None]:
             responses={503: {"description": "A dependency is down", "content": {"application/problem+json": {}}}})
 async def readyz(settings: SettingsDep) -> JSONResponse:
     results = await asyncio.gather(
-        _check("database", lambda: ping_database(engine_for(settings.database_url))),
+        _check("database", lambda: ping_database(engine_for(settings.database_url, pre_ping=False))),
         _check("broker", lambda: ping_broker(settings)),
     )
     failures = {name: error for name, error in results if error}

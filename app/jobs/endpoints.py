@@ -20,7 +20,7 @@ from app.core import jsonparse
 from app.core.admission import SSE_MEDIA_TYPE
 from app.core.artifacts import store_from_settings
 from app.core.config import Settings
-from app.core.db import open_session
+from app.core.db import open_api_session
 from app.core.deps import SessionDep, SettingsDep
 from app.core.openapi import body_schema, problem_responses
 from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
@@ -186,7 +186,7 @@ def _sse_frame(event: JobEventOut) -> str:
 
 def _poll(settings: Settings, job_id: uuid.UUID, after_id: int) -> tuple[list[JobEventOut], bool]:
     """New events and whether the job had ended before they were read (so none can follow)."""
-    with open_session(settings) as session:
+    with open_api_session(settings, read_only=True) as session:
         ended = repository.job_status(session, job_id) in TERMINAL
         events = repository.events_of(session, job_id, after_id=after_id, limit=MAX_PAGE_SIZE)
         return [JobEventOut.model_validate(e) for e in events], ended

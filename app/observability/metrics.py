@@ -125,14 +125,14 @@ class LedgerCollector(Collector):
         self.settings = settings
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from app.core.db import open_session
+        from app.core.db import open_api_session
         from app.jobs.state import STAGES, STATUSES
         from app.models import Job
 
         ledger_up = GaugeMetricFamily("grin_ledger_up", "1 when the ledger answered this scrape")
         broker_up = GaugeMetricFamily("grin_broker_up", "1 when the broker answered this scrape")
         try:
-            with open_session(self.settings) as session:
+            with open_api_session(self.settings, read_only=True) as session:
                 counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
                 durations = stage_durations(session)
             jobs = GaugeMetricFamily("grin_jobs", "Jobs in each state (ledger, at scrape time)", labels=["state"])
