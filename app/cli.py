@@ -128,15 +128,18 @@ def create_key(tenant: str = typer.Option(..., help="Tenant name"),
 
 @keys_cli.command("revoke")
 def revoke_key(prefix: str = typer.Argument(..., help="The key's prefix (as `keys list` shows it)")) -> None:
-    """Revoke a key: requests with it get 401 from now on."""
+    """Revoke a key: requests with it get 401 once the API stops remembering it (GRIN_API_KEY_CACHE_S)."""
     from app.auth import service
+    from app.core.config import get_settings
 
     with _ledger_session() as session:
         api_key = service.revoke_key(session, prefix)
         if api_key is None:
             raise _fail(f"no key with prefix {prefix!r}")
         session.commit()
-        typer.echo(f"revoked {prefix}")
+        cached_s = get_settings().api_key_cache_s
+        typer.echo(f"revoked {prefix}" + (f" (API processes that remember it refuse it within {cached_s:g} s)"
+                                          if cached_s else ""))
 
 
 @keys_cli.command("list")

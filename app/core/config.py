@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # a request that holds a pooled connection must never wait for a thread held by one waiting for a connection.
     api_max_concurrent_requests: int = Field(default=20, ge=1, le=200)
     api_queue_timeout_s: float = Field(default=30.0, gt=0)
+    # How long an API process remembers a key that authenticated (app/auth/cache.py): a revoked key keeps
+    # working for at most this long. 0 checks the ledger on every request.
+    api_key_cache_s: float = Field(default=5.0, ge=0, le=300)
 
     # Celery: the pipeline runs on `gpu`, light work (webhooks, purges) on `cpu`.
     worker_queues: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["gpu", "cpu"])

@@ -111,8 +111,11 @@ def make_api(tmp_path: Path, ledger_url: str, broker_url: str, gpu_queue: str) -
     def build(**overrides: Any) -> Api:
         model_root = tmp_path / "models"
         model_root.mkdir(exist_ok=True)
+        # A short key cache: the suite runs with remembered keys (the production path), and a revocation test
+        # waits a second, not the default five.
         fields: dict[str, Any] = {"data_dir": tmp_path / "data", "database_url": ledger_url,
-                                  "broker_url": broker_url, "model_roots": [model_root], "gpu_queue": gpu_queue}
+                                  "broker_url": broker_url, "model_roots": [model_root], "gpu_queue": gpu_queue,
+                                  "api_key_cache_s": 1.0}
         settings = Settings(**{**fields, **overrides})
         if not ledger_url:
             migrate(settings)  # the embedded default: a fresh SQLite file per test

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -51,6 +53,46 @@ def test_revoked_key_is_401_and_only_the_hash_is_stored(api: Api) -> None:
         assert secret.split("_", 2)[2] not in (stored.secret_sha256, stored.prefix, stored.name)
         assert auth.revoke_key(session, prefix) is not None
         session.commit()
+    assert_problem(answer_once_revoked(api, headers), 401, "not valid")
+
+
+def answer_once_revoked(api: Api, headers: dict[str, str]) -> httpx.Response:
+    """The first answer after the key's remembered authentication expires (app/auth/cache.py): a revoked key may
+    work for api_key_cache_s seconds, never longer."""
+    deadline = time.monotonic() + api.settings.api_key_cache_s + 0.5
+    while True:
+        response = api.client.get("/v1/tenant", headers=headers)
+        if response.status_code == 401 or time.monotonic() > deadline:
+            return response
+        time.sleep(0.05)
+
+
+def test_a_remembered_key_costs_no_query_and_a_wrong_secret_behind_its_prefix_still_fails(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    headers = api.tenant()
+    lookups: list[str] = []
+    real = auth.authenticate
+    monkeypatch.setattr(auth, "authenticate", lambda session, presented: lookups.append(presented) or
+                        real(session, presented))
+    assert api.client.get("/v1/tenant", headers=headers).status_code == 200
+    assert api.client.get("/v1/tenant", headers=headers).status_code == 200
+    assert len(lookups) == 1, "the second request must be answered from the key cache"
+    wrong = {"Authorization": headers["Authorization"][:-4] + "AAAA"}
+    assert_problem(api.client.get("/v1/tenant", headers=wrong), 401, "not valid")
+    assert_problem(api.client.get("/v1/tenant", headers=wrong), 401, "not valid")
+    assert len(lookups) == 3, "a failed key is never remembered"
+    time.sleep(api.settings.api_key_cache_s + 0.1)
+    assert api.client.get("/v1/tenant", headers=headers).status_code == 200
+    assert len(lookups) == 4, "an expired entry goes back to the ledger"
+
+
+def test_key_cache_off_checks_the_ledger_every_time(make_api: Callable[..., Api]) -> None:
+    api = make_api(api_key_cache_s=0)
+    headers = api.tenant()
+    assert api.client.get("/v1/tenant", headers=headers).status_code == 200
+    with api.session() as session:
+        auth.revoke_key(session, headers["Authorization"].split("_")[1])
+        session.commit()
     assert_problem(api.client.get("/v1/tenant", headers=headers), 401, "not valid")
 
 
@@ -94,4 +136,4 @@ def test_admin_cli_creates_tenants_and_keys_prints_a_key_once_and_revokes(api: A
     assert "active" not in runner.invoke(cli, ["admin", "keys", "list"]).output
     assert runner.invoke(cli, ["admin", "keys", "revoke", "nope"]).exit_code == 2
     assert runner.invoke(cli, ["admin", "keys", "create", "--tenant", "nobody"]).exit_code == 2
-    assert_problem(api.client.get("/v1/tenant", headers=headers), 401)
+    assert_problem(answer_once_revoked(api, headers), 401)
