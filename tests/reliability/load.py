@@ -3,12 +3,19 @@
 Used by tests/reliability/test_load.py (scaled down), bench/reliability.py and bench/api_load.py (full size).
 Every request is timed; an answer that is not the operation's expected status, or any transport error or
 timeout, counts as an error. Bounded in time (duration) and count (max_requests).
+
+Closed loop by default: each client sends its next request as soon as the last is answered, which measures
+throughput at saturation (where latency is clients / throughput by Little's law). With `interval_s` each
+client instead starts one request every interval_s seconds (open loop, staggered start): latency at a stated
+offered load. A request started late because the previous one was slow is timed from its scheduled start, so
+a stall counts against the server instead of silently lowering the load (no coordinated omission).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -61,16 +68,25 @@ class LoadResult:
 
 
 async def _client(client: httpx.AsyncClient, ops: list[tuple[str, Operation, int, float]],
-                  deadline: float, budget: list[int], stats: dict[str, OpStats], seed: int) -> None:
+                  deadline: float, budget: list[int], stats: dict[str, OpStats], seed: int,
+                  interval_s: float | None = None) -> None:
     rng = random.Random(seed)
     names = [name for name, _, _, _ in ops]
     weights = [weight for _, _, _, weight in ops]
     table = {name: (op, expected) for name, op, expected, _ in ops}
+    # Open loop: stagger the clients' first requests over one interval so the load is even, not in bursts.
+    scheduled = time.perf_counter() + (rng.uniform(0, interval_s) if interval_s else 0.0)
     while time.monotonic() < deadline and budget[0] > 0:
+        if interval_s:
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            if time.monotonic() >= deadline:
+                break
         budget[0] -= 1
         name = rng.choices(names, weights)[0]
         op, expected = table[name]
-        started = time.perf_counter()
+        started = min(time.perf_counter(), scheduled) if interval_s else time.perf_counter()
+        if interval_s:
+            scheduled += interval_s
         try:
             response = await op(client, rng)
             elapsed = (time.perf_counter() - started) * 1000
@@ -88,8 +104,8 @@ async def _client(client: httpx.AsyncClient, ops: list[tuple[str, Operation, int
 
 async def run_load_async(base_url: str, headers: dict[str, str], clients: int, duration_s: float,
                          ops: list[tuple[str, Operation, int, float]], *, max_requests: int = 2_000_000,
-                         timeout: float = 30.0, seed: int = 0) -> LoadResult:
-    """`ops`: (name, coroutine function, expected status, weight)."""
+                         timeout: float = 30.0, seed: int = 0, interval_s: float | None = None) -> LoadResult:
+    """`ops`: (name, coroutine function, expected status, weight); `interval_s`: open loop (module doc)."""
     stats = {name: OpStats() for name, _, _, _ in ops}
     budget = [max_requests]
     async with contextlib.AsyncExitStack() as stack:
@@ -98,9 +114,12 @@ async def run_load_async(base_url: str, headers: dict[str, str], clients: int, d
         # multi-second latencies of the first requests against every server, the bare one included.
         pool = [await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, headers=headers,
                                                                   timeout=timeout)) for _ in range(clients)]
+        # Collect the previous run's garbage now: a full collection mid-run paused this generator for 200 ms,
+        # which a paced run then charged to the server.
+        gc.collect()
         started = time.monotonic()
         deadline = started + duration_s
-        await asyncio.gather(*(_client(client, ops, deadline, budget, stats, seed + n)
+        await asyncio.gather(*(_client(client, ops, deadline, budget, stats, seed + n, interval_s)
                                for n, client in enumerate(pool)))
         return LoadResult(clients=clients, seconds=time.monotonic() - started, ops=stats)
 
