@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.auth.dependencies import install_key_cache
 from app.auth.endpoints import router as auth_router
 from app.compliance.endpoints import signing_router, webhooks_router
 from app.core.admission import AdmissionMiddleware
@@ -42,7 +41,6 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    install_key_cache(app)
     app.add_middleware(RequestSizeLimitMiddleware)
     app.add_middleware(AdmissionMiddleware)  # outside the size limit: a waiting request reads no body yet
     install_observability(app)  # X-Request-ID, JSON access logs, /metrics (outermost middleware)

@@ -19,8 +19,12 @@ bearer_scheme = HTTPBearer(auto_error=False, description="An API key from `grin 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def install_key_cache(app: object) -> None:
-    app.state.authenticated_keys = AuthenticatedKeys()  # type: ignore[attr-defined]
+def _authenticated_keys(request: Request) -> AuthenticatedKeys:
+    """The app's key cache, made on first use (any app that mounts these routes gets one)."""
+    keys: AuthenticatedKeys | None = getattr(request.app.state, "authenticated_keys", None)
+    if keys is None:
+        keys = request.app.state.authenticated_keys = AuthenticatedKeys()
+    return keys
 
 
 async def current_tenant(
@@ -32,7 +36,7 @@ async def current_tenant(
     """Async so that a remembered key (app/auth/cache.py) costs no hop to the thread pool; a lookup goes there."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise ProblemError(401, "Unauthorized", "send `Authorization: Bearer <api key>`", headers=_CHALLENGE)
-    keys: AuthenticatedKeys = request.app.state.authenticated_keys
+    keys = _authenticated_keys(request)
     digest = presented_digest(credentials.credentials)
     tenant = keys.get(digest)
     if tenant is None:
