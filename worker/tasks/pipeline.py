@@ -433,6 +433,9 @@ class JobRunner:
             if version is not None:
                 data.update(version=version.number, result_version_id=str(version.id))
             transition(session, job, outcome, error=error, data=data, now=now)  # type: ignore[arg-type]
+            # The scratch copy goes before the commit that ends the job, so that a job seen ended has nothing
+            # left on the worker's disk (the report says so); a failed commit costs a recomputation, not data.
+            shutil.rmtree(self.work, ignore_errors=True)
             session.commit()
             if delete_after:
                 lifecycle.delete_artifacts(session, self.store, delete_after)
@@ -566,11 +569,11 @@ def _end_cancelled(settings: Settings, job_id: uuid.UUID, owner: str, work: Path
             return {"status": "lease_lost"}
         try:
             transition(session, job, "cancelled", data={"reason": reason})
-            session.commit()
         except IllegalTransition:
             session.rollback()
             return {"status": job.status}
-    shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # before the commit that ends the job (see JobRunner.finish)
+        session.commit()
     return {"status": "cancelled"}
 
 
@@ -589,11 +592,11 @@ def _end_failed_or_retry(settings: Settings, job_id: uuid.UUID, owner: str, work
             error = reason if permanent else f"attempt {job.attempts} of {job.max_attempts} failed: {reason}"
             try:
                 transition(session, job, "failed", error=error, data={"attempts": job.attempts})
-                session.commit()
             except IllegalTransition:
                 session.rollback()
                 return {"status": job.status}
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)  # before the commit that ends the job (see JobRunner.finish)
+            session.commit()
             return {"status": "failed", "error": error}
         append_event(session, job, "attempt_failed", {"attempt": job.attempts, "error": reason})
         release_lease(session, job_id, owner, error=f"attempt {job.attempts} failed: {reason}")
@@ -618,8 +621,8 @@ def _run_job(job_id: str, settings: Settings) -> dict[str, Any]:
             session.rollback()
             job = session.get(Job, jid)
             if job is not None and fail_if_exhausted(session, job):
-                session.commit()
                 shutil.rmtree(settings.data_dir / "work" / job_id, ignore_errors=True)
+                session.commit()
                 logger.warning("job %s: out of attempts, failed", job_id)
                 return {"status": "failed"}
             if job is not None and job.status == "queued" and model_busy(session, job.model_id, jid) is not None:
