@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from pydantic import Field
 
 from grin_engine.data import Batch
 from grin_engine.objectives.base import Objective, ObjectiveContext, Params
@@ -18,11 +19,30 @@ from grin_engine.objectives.base import Objective, ObjectiveContext, Params
 class RMUParams(Params):
     layer: int | None = None  # hidden_states index; None = the middle of the network
     steering_coeff: float = 6.5
+    # c as a multiple of the mean activation norm at `layer` over the forget set, measured in prepare() on the
+    # unmodified model; when set it replaces steering_coeff. Activation norms differ by orders of magnitude
+    # between models, so an absolute c does not carry over and a relative one does (the hazard benchmark's
+    # recipe is layer 1 of 4 with 20x, bench/hazard.py knowledge-large-rmu).
+    steering_coeff_rel: float | None = Field(default=None, gt=0)
 
 
 def hidden_at(model: Any, batch: Batch, layer: int) -> torch.Tensor:
     out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True)
     return out.hidden_states[layer]
+
+
+@torch.no_grad()
+def mean_activation_norm(model: Any, records: Batch, layer: int, batch_size: int) -> float:
+    """Mean over attended tokens of ||h_layer||, over every record (token-weighted, in batches)."""
+    total, count = 0.0, 0
+    for start in range(0, records.input_ids.shape[0], batch_size):
+        idx = torch.arange(start, min(start + batch_size, records.input_ids.shape[0]))
+        batch = records.select(idx).to(model.device)
+        norms = hidden_at(model, batch, layer).float().norm(dim=-1)
+        attended = batch.attention_mask.bool()
+        total += float(norms[attended].sum())
+        count += int(attended.sum())
+    return total / max(count, 1)
 
 
 def masked_mse(h: torch.Tensor, target: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
@@ -43,7 +63,12 @@ class RMU(Objective):
         self.layer = self.params.layer if self.params.layer is not None else max(1, n_layers // 2)
         gen = torch.Generator().manual_seed(ctx.seed)
         u = torch.rand(int(model.config.hidden_size), generator=gen)
-        self.control = self.params.steering_coeff * u / u.norm()
+        coeff = self.params.steering_coeff
+        if self.params.steering_coeff_rel is not None:
+            coeff = self.params.steering_coeff_rel * mean_activation_norm(model, ctx.forget, self.layer,
+                                                                          ctx.batch_size)
+        self.steering_coeff = coeff
+        self.control = coeff * u / u.norm()
 
     def loss(self, model: Any, forget_idx: torch.Tensor, retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:
         fb = self.forget_batch(forget_idx, model.device)

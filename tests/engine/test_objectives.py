@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from grin_engine.data import IGNORE_INDEX, Encoded
+from grin_engine.errors import EngineError
 from grin_engine.objectives import get_objective
 from grin_engine.objectives.base import ObjectiveContext
 
@@ -152,6 +153,22 @@ def test_rmu_hand_value():
     expected = float(((h - obj.control) ** 2).mean())
     assert loss == pytest.approx(expected, rel=1e-5)
     assert float(obj.control.norm()) == pytest.approx(2.0)
+
+
+def test_rmu_relative_steering_coefficient_is_a_multiple_of_the_forget_activation_norm():
+    # hidden_states[1] of the unigram model is table[token]; table = linspace(-1, 1, V*V) row-major, so row r
+    # holds -1 + 2 * (r*V + j) / (V*V - 1), j = 0..V-1. The forget record is tokens 0, 1, 2, all attended.
+    def row_norm(r: int) -> float:
+        return math.sqrt(sum((-1 + 2 * (r * V + j) / (V * V - 1)) ** 2 for j in range(V)))
+
+    expected_norm = (row_norm(0) + row_norm(1) + row_norm(2)) / 3
+    _, obj = prepared("rmu", {"steering_coeff_rel": 3.0, "layer": 1}, retain_weight=0.0)
+    assert obj.steering_coeff == pytest.approx(3.0 * expected_norm, rel=1e-6)
+    assert float(obj.control.norm()) == pytest.approx(3.0 * expected_norm, rel=1e-6)
+    _, absolute = prepared("rmu", {"steering_coeff": 2.0, "layer": 1}, retain_weight=0.0)
+    assert absolute.steering_coeff == 2.0
+    with pytest.raises(EngineError, match="invalid params"):
+        get_objective("rmu", {"steering_coeff_rel": 0.0})
 
 
 def test_unknown_objective_params_are_rejected():
