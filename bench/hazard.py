@@ -68,6 +68,9 @@ LONG_STEPS = (640,)
 # from scratch on it, and the settings chosen on the small probe, fixed beforehand, on seeds 0-4 (no selection).
 KNOWLEDGE_SUBJECTS = {"knowledge": 20, "knowledge_large": 60}
 LARGE_SEEDS = (0, 1, 2, 3, 4)
+# knowledge-large-rmu: RMU's steering coefficient (a multiple of the activation norm at the layer) and layer
+LARGE_RMU_C_FACTORS = (6.0, 20.0, 60.0)
+LARGE_RMU_LRS = {"rmu": [3e-3], "grin_rmu": [3e-3, 1e-2]}
 KNOWLEDGE_METHODS = ["grin_graddiff", "grin_npo", "grin_rmu", "rmu", "graddiff", "npo"]
 BEHAVIOUR_METHODS = ["grin_yao", "grin_graddiff", "grin_npo", "grin_rmu", "yao", "rmu", "graddiff", "npo"]
 
@@ -137,7 +140,7 @@ def rmu_scale(model_dir: Path, d: dict[str, Any]) -> dict[int, float]:
 
 def method_configs(method: str, norms: dict[int, float], suite: str, lrs: list[float] | None = None,
                    layers: tuple[int, ...] | None = None,
-                   steps: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+                   steps: int | None = None, c_factor: float = RMU_C_FACTOR) -> list[tuple[str, dict[str, Any]]]:
     """(label, UnlearnConfig fields) for the lr grid (and, for rmu, the layer) of a method.
 
     lrs / layers / steps override the main grid (knowledge-wide); an explicit step budget is part of the label,
@@ -158,7 +161,9 @@ def method_configs(method: str, norms: dict[int, float], suite: str, lrs: list[f
         variants: list[tuple[str, dict[str, Any]]] = [(f"lr{lr:g}{tag}", ft)]
         if objective == "rmu":
             variants = [(f"lr{lr:g}_L{layer}{tag}", {**ft, "retain_weight": RMU_ALPHA, "objective_params": {
-                "layer": layer, "steering_coeff": round(RMU_C_FACTOR * norms[layer], 1)}}) for layer in layers]
+                "layer": layer, "steering_coeff": round(c_factor * norms[layer], 1)}}) for layer in layers]
+            if c_factor != RMU_C_FACTOR:
+                variants = [(f"{label}_c{c_factor:g}", f) for label, f in variants]
         for label, f in variants:
             cfg = {"device": "cpu", "finetune": f}
             if grin:
@@ -330,6 +335,24 @@ def knowledge_large() -> dict[str, Any]:
     return out
 
 
+def knowledge_large_rmu() -> dict[str, Any]:
+    """RMU's own knobs on the 120-question probe, on all weights and with GRIN: steering layer x coefficient (x lr
+    for GRIN), 320 steps, selected on seeds 0-1 and reported on 2-4 as in `bench`."""
+    suite = "knowledge_large"
+    d, base, before, norms = _setup(suite)
+    table = {}
+    for method, lrs in LARGE_RMU_LRS.items():
+        configs = [c for factor in LARGE_RMU_C_FACTORS
+                   for c in method_configs(method, norms, suite, lrs=lrs, layers=(1, 2), steps=320, c_factor=factor)]
+        table[method] = select_and_report(suite, d, base, before, method, configs)
+    out = {"suite": suite, "before": before, "activation_norms": norms, "questions_per_domain": len(d["mcq"]),
+           "c_factors": list(LARGE_RMU_C_FACTORS), "lrs": LARGE_RMU_LRS, "steps": 320, "batch_size": BATCH,
+           "model": MODEL, "data_seed": SEED_DATA, "methods": table}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "knowledge_large_rmu.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
 def plots() -> None:
     import matplotlib
 
@@ -398,7 +421,8 @@ def markdown() -> str:
                       ("quantization_int4/harmful/harmful_rate", "harmful int4"),
                       ("retain/rouge_l", "utility"), ("quantization_int4/retain/rouge_l", "utility int4")],
     }
-    cols["knowledge_wide"] = cols["knowledge_long"] = cols["knowledge_large"] = cols["knowledge"]
+    for name in ("knowledge_wide", "knowledge_long", "knowledge_large", "knowledge_large_rmu"):
+        cols[name] = cols["knowledge"]
     out = []
     for suite, keys in cols.items():
         path = RESULTS / f"{suite}.json"
@@ -441,6 +465,8 @@ if __name__ == "__main__":
         knowledge_grid(LONG_LRS, LONG_STEPS, "knowledge_long")
     if what == "knowledge-large":
         knowledge_large()
+    if what == "knowledge-large-rmu":
+        knowledge_large_rmu()
     if what in ("plots", "all"):
         plots()
     if what in ("table", "all"):
