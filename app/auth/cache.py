@@ -6,12 +6,12 @@ see service.authenticate); a key revoked while remembered stops working at most 
 each API process. Entries are keyed by sha256 of the whole presented key, so a wrong secret behind a known
 prefix never hits. The tenant handed out is a detached snapshot (id, name, require_approval): the routes read
 those fields only, and a snapshot cannot be attached to, or lazily load through, another request's session.
+Used from the event loop only (current_tenant is async), so no lock.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +44,6 @@ def tenant_snapshot(tenant: Tenant) -> Tenant:
 class AuthenticatedKeys:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._entries: dict[str, _Entry] = {}
-        self._lock = threading.Lock()
         self._clock = clock
 
     def get(self, digest: str) -> Tenant | None:
@@ -52,8 +51,7 @@ class AuthenticatedKeys:
         if entry is None:
             return None
         if entry.expires_at <= self._clock():
-            with self._lock:
-                self._entries.pop(digest, None)
+            del self._entries[digest]
             return None
         return entry.tenant
 
@@ -61,9 +59,8 @@ class AuthenticatedKeys:
         if ttl_s <= 0:
             return
         now = self._clock()
-        with self._lock:
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries = {d: e for d, e in self._entries.items() if e.expires_at > now}
             if len(self._entries) >= MAX_ENTRIES:
-                self._entries = {d: e for d, e in self._entries.items() if e.expires_at > now}
-                if len(self._entries) >= MAX_ENTRIES:
-                    self._entries.clear()
-            self._entries[digest] = _Entry(tenant, now + ttl_s)
+                self._entries.clear()
+        self._entries[digest] = _Entry(tenant, now + ttl_s)

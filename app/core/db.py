@@ -112,9 +112,9 @@ def api_sessionmaker_for(database_url: str, *, read_only: bool) -> sessionmaker[
     """Sessions for API requests, cheaper than the worker's: the hot path of a status poll is two SELECTs.
 
     No ping on every checkout, only after idling (see _ping_when_idle): a ping would add a round trip to every
-    request. Read-only sessions run in autocommit: Postgres's READ COMMITTED gives each
-    statement its own snapshot either way, so a read sees the same rows without the BEGIN and ROLLBACK round trips
-    of a transaction; writing from one is a bug, refused before it reaches the database.
+    request. Read-only sessions run in autocommit: Postgres's READ COMMITTED gives each statement its own
+    snapshot either way, so a read sees the same rows without the BEGIN and ROLLBACK round trips of a
+    transaction; writing from one is a bug, refused before it reaches the database.
     """
     engine = engine_for(database_url, pre_ping=False)
     if read_only:
