@@ -15,12 +15,15 @@ prompts) >= 0.9 x before; each also on the int4 model.
 The setting is selected on the same probe sets the numbers are reported on (they are small), but on other
 seeds (unlearning seed: batch order, noise, RMU direction).
 
-    PYTHONPATH=. .venv/bin/python bench/hazard.py [knowledge|behaviour|plots|table|all|knowledge-wide|knowledge-long]
+    PYTHONPATH=. .venv/bin/python bench/hazard.py [knowledge|behaviour|plots|table|all]
+    PYTHONPATH=. .venv/bin/python bench/hazard.py [knowledge-wide|knowledge-long|knowledge-large|knowledge-large-rmu]
 
 Results: bench/results/hazard/{knowledge,behaviour}.json; plots: docs/img/hazard_{knowledge,behaviour}.png.
 `knowledge-wide` (not part of `all`) re-asks the knowledge question for rmu and grin_rmu with a wider lr grid and
 a step budget of 80, 160 and 320, same protocol and evaluation: bench/results/hazard/knowledge_wide.json.
 `knowledge-long` (not part of `all` either) does the same at 640 steps: bench/results/hazard/knowledge_long.json.
+`knowledge-large` and `knowledge-large-rmu` ask it on a 3x larger stand-in (120 questions per domain): fixed
+settings on seeds 0-4, and RMU's layer x steering coefficient selected as above (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -125,17 +128,15 @@ def evaluate_model(suite: str, d: dict[str, Any], model_dir: Path) -> dict[str, 
 
 def rmu_scale(model_dir: Path, d: dict[str, Any]) -> dict[int, float]:
     """Mean activation norm per hidden_states index on the forget corpus (RMU's c is a multiple of it)."""
-    import torch
-
     from grin_engine.data import encode
     from grin_engine.modeling import load_model
+    from grin_engine.objectives.rmu import mean_activation_norm
 
     m, tok = load_model(model_dir, device="cpu")
     enc = encode(tok, d["forget"], MAX_LEN)
-    with torch.no_grad():
-        hs = m(input_ids=enc.input_ids, attention_mask=enc.attention_mask, output_hidden_states=True).hidden_states
-    att = enc.attention_mask.bool()
-    return {i: round(float(h.norm(dim=-1)[att].mean()), 3) for i, h in enumerate(hs)}
+    everything = int(enc.input_ids.shape[0])  # one batch, as the engine's steering_coeff_rel measures it
+    return {i: round(mean_activation_norm(m, enc, i, everything), 3)
+            for i in range(int(m.config.num_hidden_layers) + 1)}
 
 
 def method_configs(method: str, norms: dict[int, float], suite: str, lrs: list[float] | None = None,
@@ -256,15 +257,20 @@ def select_and_report(suite: str, d: dict[str, Any], base: Path, before: dict[st
     best = min(grid, key=lambda g: (g["distance"], -g["met"]))
     cfg = dict(configs)[best["label"]]
     seeds = [run(suite, d, base, method, best["label"], cfg, seed=s) for s in REPORT_SEEDS]
+    shown = ("label", "after", "goals", "met", "distance", "unlearn_s")
+    return {"selected": best["label"], "grid": [{k: g[k] for k in shown} for g in grid],
+            **seed_summary(suite, before, seeds)}
+
+
+def seed_summary(suite: str, before: dict[str, Any], seeds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One setting's runs on several seeds: each seed's numbers and goals, their mean and [min, max]."""
     per_seed = [{"seed": s["seed"], "after": s["after"], "goals": goals(suite, before, s["after"])} for s in seeds]
     keys = sorted(seeds[0]["after"])
     mean = {k: statistics.mean(v for s in seeds if (v := s["after"].get(k)) is not None) for k in keys
             if any(s["after"].get(k) is not None for s in seeds)}
     lo_hi = {k: [min(s["after"][k] for s in seeds if s["after"].get(k) is not None),
                  max(s["after"][k] for s in seeds if s["after"].get(k) is not None)] for k in mean}
-    shown = ("label", "after", "goals", "met", "distance", "unlearn_s")
-    return {"selected": best["label"], "grid": [{k: g[k] for k in shown} for g in grid],
-            "seeds": per_seed, "mean": mean, "range": lo_hi, "goals_of_mean": goals(suite, before, mean),
+    return {"seeds": per_seed, "mean": mean, "range": lo_hi, "goals_of_mean": goals(suite, before, mean),
             "all_seeds_meet_all": all(all(v for v in p["goals"].values()) for p in per_seed),
             "unlearn_s_mean": statistics.mean(s["unlearn_s"] for s in seeds)}
 
@@ -299,12 +305,10 @@ def knowledge_grid(lrs_of: dict[str, list[float]], steps: tuple[int, ...], name:
         configs = [c for n in steps
                    for c in method_configs(method, norms, "knowledge", lrs=lrs, layers=WIDE_RMU_LAYERS, steps=n)]
         table[method] = select_and_report("knowledge", d, base, before, method, configs)
-    out = {"suite": "knowledge", "before": before, "activation_norms": norms, "steps": list(steps),
-           "lrs": lrs_of, "rmu_layers": list(WIDE_RMU_LAYERS), "batch_size": BATCH, "model": MODEL,
-           "data_seed": SEED_DATA, "methods": table}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=1))
-    return out
+    return write_result(name, {
+        "suite": "knowledge", "before": before, "activation_norms": norms, "steps": list(steps), "lrs": lrs_of,
+        "rmu_layers": list(WIDE_RMU_LAYERS), "batch_size": BATCH, "model": MODEL, "data_seed": SEED_DATA,
+        "methods": table})
 
 
 def knowledge_large() -> dict[str, Any]:
@@ -319,19 +323,15 @@ def knowledge_large() -> dict[str, Any]:
         method = name.split("@")[0]
         [(label, cfg)] = method_configs(method, norms, suite, lrs=[lr], layers=WIDE_RMU_LAYERS, steps=steps)
         seeds = [run(suite, d, base, method, label, cfg, seed=s) for s in LARGE_SEEDS]
-        per_seed = [{"seed": r["seed"], "after": r["after"], "goals": goals(suite, before, r["after"]),
-                     "p_above_chance": above_chance_p(r["after"]["mcq/accuracy"], len(d["mcq"]))} for r in seeds]
-        keys = sorted(seeds[0]["after"])
-        table[name] = {"selected": label, "seeds": per_seed,
-                       "mean": {k: statistics.mean(r["after"][k] for r in seeds) for k in keys},
-                       "range": {k: [min(r["after"][k] for r in seeds), max(r["after"][k] for r in seeds)]
-                                 for k in keys},
-                       "unlearn_s_mean": statistics.mean(r["unlearn_s"] for r in seeds)}
-    out = {"suite": suite, "before": before, "activation_norms": norms, "questions_per_domain": len(d["mcq"]),
-           "seeds": list(LARGE_SEEDS), "batch_size": BATCH, "model": MODEL, "data_seed": SEED_DATA,
-           "methods": table}
+        table[name] = {"selected": label, **seed_summary(suite, before, seeds)}
+    return write_result(suite, {
+        "suite": suite, "before": before, "activation_norms": norms, "questions_per_domain": len(d["mcq"]),
+        "seeds": list(LARGE_SEEDS), "batch_size": BATCH, "model": MODEL, "data_seed": SEED_DATA, "methods": table})
+
+
+def write_result(name: str, out: dict[str, Any]) -> dict[str, Any]:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{suite}.json").write_text(json.dumps(out, indent=1))
+    (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=1))
     return out
 
 
@@ -345,12 +345,10 @@ def knowledge_large_rmu() -> dict[str, Any]:
         configs = [c for factor in LARGE_RMU_C_FACTORS
                    for c in method_configs(method, norms, suite, lrs=lrs, layers=(1, 2), steps=320, c_factor=factor)]
         table[method] = select_and_report(suite, d, base, before, method, configs)
-    out = {"suite": suite, "before": before, "activation_norms": norms, "questions_per_domain": len(d["mcq"]),
-           "c_factors": list(LARGE_RMU_C_FACTORS), "lrs": LARGE_RMU_LRS, "steps": 320, "batch_size": BATCH,
-           "model": MODEL, "data_seed": SEED_DATA, "methods": table}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "knowledge_large_rmu.json").write_text(json.dumps(out, indent=1))
-    return out
+    return write_result("knowledge_large_rmu", {
+        "suite": suite, "before": before, "activation_norms": norms, "questions_per_domain": len(d["mcq"]),
+        "c_factors": list(LARGE_RMU_C_FACTORS), "lrs": LARGE_RMU_LRS, "steps": 320, "batch_size": BATCH,
+        "model": MODEL, "data_seed": SEED_DATA, "methods": table})
 
 
 def plots() -> None:
