@@ -48,8 +48,9 @@ class Settings(BaseSettings):
     max_jobs_in_flight_per_tenant: int = 8
 
     # API concurrency (app/core/admission.py). Requests beyond api_max_concurrent_requests wait on the event
-    # loop, and get a 503 after api_queue_timeout_s. Keep the limit below the database pool's 30 connections:
-    # a request that holds a pooled connection must never wait for a thread held by one waiting for a connection.
+    # loop, and get a 503 after api_queue_timeout_s. The API's database pool keeps this many connections (plus
+    # 10 overflow), so an admitted request never waits for a connection held by one waiting for a thread; mind
+    # Postgres's max_connections (this many per API process).
     api_max_concurrent_requests: int = Field(default=20, ge=1, le=200)
     api_queue_timeout_s: float = Field(default=30.0, gt=0)
     # How long an API process remembers a key that authenticated (app/auth/cache.py): a revoked key keeps

@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.core.db import engine_for, ping_database
+from app.core.db import api_engine, ping_database
 from app.core.deps import SettingsDep
 from app.core.problems import problem_response
 from worker.broker import ping_broker
@@ -33,7 +33,7 @@ async def _check(name: str, probe: Any) -> tuple[str, str | None]:
             responses={503: {"description": "A dependency is down", "content": {"application/problem+json": {}}}})
 async def readyz(settings: SettingsDep) -> JSONResponse:
     results = await asyncio.gather(
-        _check("database", lambda: ping_database(engine_for(settings.database_url, pre_ping=False))),
+        _check("database", lambda: ping_database(api_engine(settings))),
         _check("broker", lambda: ping_broker(settings)),
     )
     failures = {name: error for name, error in results if error}

@@ -84,3 +84,21 @@ def test_a_read_only_request_session_refuses_to_write(fresh_postgres_database: s
             session.flush()
     with open_api_session(settings) as session:
         assert session.scalars(select(Tenant).where(Tenant.name == "written-by-a-read")).first() is None
+
+
+def test_the_api_pool_keeps_a_connection_for_every_admitted_request(fresh_postgres_database: str,
+                                                                     tmp_path: Path) -> None:
+    """A saturated API returns connections while the others are still out: the pool must keep every one of
+    them, or each return closes a connection that the next request opens again (a Postgres backend forked)."""
+    settings = Settings(data_dir=tmp_path, database_url=fresh_postgres_database, api_max_concurrent_requests=14)
+
+    def backends_of_a_full_round() -> set[int]:
+        sessions = [open_api_session(settings, read_only=True) for _ in range(settings.api_max_concurrent_requests)]
+        pids = {s.execute(text("SELECT pg_backend_pid()")).scalar_one() for s in sessions}
+        for s in sessions:
+            s.close()
+        return pids
+
+    first = backends_of_a_full_round()
+    assert len(first) == 14
+    assert backends_of_a_full_round() == first
