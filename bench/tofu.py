@@ -11,6 +11,8 @@ Stages (each cached under --data-dir, so a rerun skips what is finished):
   final   best configuration of each method (rule in `select_best`) x 3 seeds, full evaluation
           (privleak, fluency, quantization and relearning probes, samples)
   report  plots under docs/img/tofu_*.png and a markdown table under bench/results/tofu/
+  timing  masks of sampled localizations against the full one; GRIN's wall time against plain unlearning
+          at equal steps (interleaved rounds, medians); not part of `all`
 
     PYTHONPATH=. .venv/bin/python bench/tofu.py build            # CPU scale (default)
     PYTHONPATH=. .venv/bin/python bench/tofu.py sweep
@@ -439,6 +441,8 @@ def run_id(s: dict[str, Any]) -> str:
         label += f"_k{s['k']:g}_sg{s['sigma']:g}"
     if s["loc"] == "grin":
         label += f"_{s['agg']}_{s['scope']}_{s['stop']}"
+    if s.get("loc_sample"):  # absent from earlier runs, whose ids stay as they were
+        label += f"_fs{s['loc_sample']}"
     return label
 
 
@@ -449,7 +453,8 @@ def unlearn_config(s: dict[str, Any], scale: Scale) -> Any:
           "max_length": scale.max_length, "stop": s["stop"], "check_every": max(1, scale.steps // 8)}  # fmt: skip
     if s["stop"] == "indistinguishable":
         ft["stop_statistic"] = "truth_ratio"
-    loc = {"method": s["loc"], "k": s["k"], "aggregation": s["agg"], "scope": s["scope"]}
+    loc = {"method": s["loc"], "k": s["k"], "aggregation": s["agg"], "scope": s["scope"],
+           "forget_sample": s.get("loc_sample")}  # fmt: skip
     return UnlearnConfig.model_validate(
         {"localize": loc, "noise": {"sigma": s["sigma"]}, "finetune": ft, "seed": s["seed"], "device": "cpu"}
     )
@@ -630,6 +635,91 @@ def stage_final(scale: Scale, data_dir: Path, methods: list[str] | None, extra: 
                                   "target_model_utility_full": mu_full})  # fmt: skip
         write_json(out_file, {"scale": scale.name, "split": split, "chosen": chosen, "runs": list(done.values()),
                               "target_model_utility_full": mu_full})  # fmt: skip
+
+
+# -------------------------------------------------------------------------------------------- timing
+
+# Forget-set samples whose masks `timing` compares with the full localization's.
+MASK_SAMPLES = (100, 50, 25)
+
+
+def mask_agreement(full: Any, other: Any) -> float:
+    """Share of `full`'s selected entries that `other` selects too (both select the same number)."""
+    both = sum(int((full.tensors[n] & other.tensors[n]).sum()) for n in full.tensors)
+    return both / max(full.meta.selected, 1)
+
+
+def timing_specs(loc_sample: int) -> dict[str, dict[str, Any]]:
+    """GRIN-graddiff and the recommended GRIN-SimNPO, with full and sampled localization, beside their
+    unmasked baselines (learning rates as in the headline table: they do not change the cost of a step)."""
+    grin_simnpo = {"lr": 1e-2, "scope": "per_module"}
+    return {
+        "graddiff": spec("graddiff", 1e-4),
+        "grin_graddiff": spec("grin_graddiff", 1e-3),
+        f"grin_graddiff_fs{loc_sample}": spec("grin_graddiff", 1e-3, loc_sample=loc_sample),
+        "simnpo": spec("simnpo", 1e-3),
+        "grin_simnpo": spec("grin_simnpo", **grin_simnpo),
+        f"grin_simnpo_fs{loc_sample}": spec("grin_simnpo", **grin_simnpo, loc_sample=loc_sample),
+    }
+
+
+def stage_timing(scale: Scale, data_dir: Path, repeats: int, loc_sample: int) -> None:
+    """(a) How much of the full localization's mask a sampled one keeps, next to the floor set by two full
+    localizations that differ only in their seed (their retain sample); (b) wall time of GRIN against plain
+    unlearning at equal steps, rounds interleaved so the shared machine's slow minutes hit every method."""
+    import tempfile
+
+    from grin_engine.config import LocalizeConfig
+    from grin_engine.data import encode
+    from grin_engine.localize import localize
+    from grin_engine.modeling import load_model
+    from grin_engine.pipeline import unlearn
+
+    data, p, split = load_data(scale), paths(data_dir, scale), scale.splits[0]
+    forget = data.forget[split]
+    model, tok = load_model(p["target"], device="cpu")
+    f, r = encode(tok, forget, scale.max_length), encode(tok, data.retain_train, scale.max_length)
+    masks: list[dict[str, Any]] = []
+    for scope in ("global", "per_module"):
+        t = time.perf_counter()
+        full = localize(model, f, r, LocalizeConfig(scope=scope), seed=0)
+        full_s = time.perf_counter() - t
+        for sample in (None, *MASK_SAMPLES):
+            for seed in scale.seeds[1:] if sample is None else scale.seeds:
+                t = time.perf_counter()
+                m = localize(model, f, r, LocalizeConfig(scope=scope, forget_sample=sample), seed=seed)
+                entry = {"scope": scope, "forget_sample": sample or len(forget), "seed": seed,
+                         "agreement_with_full_seed0": round(mask_agreement(full, m), 4),
+                         "localize_s": round(time.perf_counter() - t, 2), "full_localize_s": round(full_s, 2)}
+                masks.append(entry)
+                log(f"mask {json.dumps(entry)}")
+    del model
+    specs = timing_specs(loc_sample)
+    rounds: list[dict[str, dict[str, float]]] = []
+    for i in range(repeats):
+        labels = list(specs)
+        labels = labels[i % len(labels) :] + labels[: i % len(labels)]  # each round starts elsewhere
+        row: dict[str, dict[str, float]] = {}
+        for label in labels:
+            with tempfile.TemporaryDirectory(prefix="tofu_timing_") as out:
+                res = unlearn(p["target"], forget, data.retain_train, unlearn_config(specs[label], scale), Path(out))
+            t = res.timings
+            row[label] = {k: round(t.get(k, 0.0), 2) for k in ("localize", "noise", "finetune")}
+            row[label]["total"] = round(sum(row[label].values()), 2)
+            log(f"round {i} {label}: {json.dumps(row[label])}")
+        rounds.append(row)
+    medians = {label: {k: statistics.median(r[label][k] for r in rounds) for k in rounds[0][label]}
+               for label in specs}  # fmt: skip
+    ratios = {label: round(medians[label]["total"] / medians[base]["total"], 3)
+              for label in specs for base in (("simnpo",) if "simnpo" in label else ("graddiff",))
+              if label != base}  # fmt: skip
+    write_json(RESULTS / f"{scale.name}_{split}_timing.json", {
+        "scale": scale.name, "split": split, "forget_items": len(forget), "steps": scale.steps,
+        "batch_size": scale.batch_size, "rounds": repeats, "loc_sample": loc_sample, "specs": specs,
+        "masks": masks, "runs": rounds, "median_s": medians, "ratio_to_unmasked_baseline": ratios,
+    })  # fmt: skip
+    for label, ratio in ratios.items():
+        log(f"{label}: median {medians[label]['total']:.1f}s = {ratio:.2f} x its baseline")
 
 
 # -------------------------------------------------------------------------------------------- report
@@ -870,7 +960,7 @@ def stage_report(scale: Scale, data_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["build", "sweep", "final", "report", "all"])
+    ap.add_argument("stage", choices=["build", "sweep", "final", "report", "timing", "all"])
     ap.add_argument("--scale", choices=sorted(SCALES), default="cpu")
     ap.add_argument("--quick", action="store_true", help="smoke run: the microscopic scale (same as --scale micro)")
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="cache of models and runs")
@@ -884,6 +974,8 @@ def main(argv: list[str] | None = None) -> None:
         help='final: an extra configuration as JSON, e.g. {"label": "x", "method": "grin_npo", "lr": 0.003}',
     )
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: tiny models on shared cores)")
+    ap.add_argument("--repeats", type=int, default=3, help="timing: interleaved rounds")
+    ap.add_argument("--loc-sample", type=int, default=50, help="timing: forget items of the sampled localization")
     args = ap.parse_args(argv)
     global RESULTS, IMG
     if args.results_dir is not None:
@@ -907,6 +999,8 @@ def main(argv: list[str] | None = None) -> None:
             stage_sweep(scale, args.data_dir, args.methods)
         elif stage == "final":
             stage_final(scale, args.data_dir, args.methods, args.extra)
+        elif stage == "timing":
+            stage_timing(scale, args.data_dir, args.repeats, args.loc_sample)
         else:
             stage_report(scale, args.data_dir)
         log(f"{stage} done in {time.perf_counter() - t:.0f}s")

@@ -33,6 +33,11 @@ class LocalizeConfig(_Strict):
     include_norms: bool = False
     include_biases: bool = False
     retain_tokens: int | None = Field(default=None, ge=1, description="retain answer tokens; None = as many as forget")
+    # Localization is one forward/backward pass over the forget items and as many retain tokens: for a large
+    # forget set and a short fine-tune it costs as much as the fine-tune itself. A seeded sample bounds that.
+    forget_sample: int | None = Field(
+        default=None, ge=1, description="score on a seeded sample of at most this many forget items; None = all"
+    )
     batch_size: int = Field(default=8, ge=1)
 
 

@@ -64,6 +64,15 @@ def answer_tokens(data: Batch) -> int:
     return int((data.labels[:, 1:] != IGNORE_INDEX).sum())
 
 
+def item_sample(data: Encoded, n_items: int, seed: int) -> Encoded:
+    """A seeded random n_items of data, in their original order (all of it when it holds no more)."""
+    if n_items >= len(data):
+        return data
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    sub = data.select(order[:n_items].sort().values)
+    return Encoded(sub.input_ids, sub.attention_mask, sub.labels)
+
+
 def retain_sample(retain: Encoded, n_tokens: int, seed: int) -> Encoded:
     """Seeded random retain items until they hold at least n_tokens answer tokens."""
     order = torch.randperm(len(retain), generator=torch.Generator().manual_seed(seed))
@@ -174,6 +183,8 @@ def compute_scores(
     if cfg.method == "random":
         gen = torch.Generator().manual_seed(seed)
         return {n: torch.rand(p.shape, generator=gen) for n, p in params.items()}
+    if cfg.forget_sample is not None:
+        forget = item_sample(forget, cfg.forget_sample, seed)
     g_forget = accumulate_gradients(model, forget, params, cfg.aggregation, cfg.batch_size)
     if cfg.method == "salun":
         return g_forget
@@ -200,6 +211,9 @@ def localize(
         "k": 1.0 if cfg.method == "none" else cfg.k,
         "eps_rel": cfg.eps_rel if cfg.method == "grin" else None,
         "aggregation": cfg.aggregation if cfg.method in ("grin", "salun") else None,
+        "forget_sample": cfg.forget_sample
+        if cfg.forget_sample is not None and cfg.forget_sample < len(forget) and cfg.method in ("grin", "salun")
+        else None,
     }
     if cfg.method == "none":
         return Mask.from_tensors({n: torch.ones(p.shape, dtype=torch.bool) for n, p in params.items()}, **meta)

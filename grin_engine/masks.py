@@ -33,6 +33,7 @@ class MaskMeta(BaseModel):
     aggregation: str | None = None
     scope: str = "global"
     seed: int = 0
+    forget_sample: int | None = None  # forget items scored when localization used a sample; None = all
     shapes: dict[str, list[int]]
     density: dict[str, float] = {}
     selected: int = 0
@@ -71,6 +72,7 @@ class Mask:
             "aggregation": m.aggregation,
             "eps_rel": m.eps_rel,
             "seed": m.seed,
+            "forget_sample": m.forget_sample,
             "selected": m.selected,
             "eligible": m.eligible,
             "density": m.selected / max(m.eligible, 1),

@@ -55,3 +55,13 @@ def test_tofu_pipeline_end_to_end(tmp_path: Path) -> None:
     before = (results / "micro_forget01_final.json").read_text()
     tofu.main(["final", *args])
     assert (results / "micro_forget01_final.json").read_text() == before
+
+    # The timing stage: sampled masks against the full one, then interleaved wall times.
+    tofu.main(["timing", *args, "--repeats", "1", "--loc-sample", "3"])
+    timing = json.loads((results / "micro_forget01_timing.json").read_text())
+    # A sample at least as large as the 6-item forget set is the set: with seed 0 the same mask as the full one.
+    assert {m["agreement_with_full_seed0"] for m in timing["masks"] if m["seed"] == 0} == {1.0}
+    assert set(timing["ratio_to_unmasked_baseline"]) == {"grin_graddiff", "grin_graddiff_fs3", "grin_simnpo",
+                                                         "grin_simnpo_fs3"}
+    assert timing["specs"]["grin_simnpo_fs3"]["loc_sample"] == 3
+    assert all(run["total"] > 0 for run in timing["runs"][0].values())

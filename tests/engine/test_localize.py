@@ -2,7 +2,14 @@ import torch
 
 from grin_engine.config import LocalizeConfig
 from grin_engine.data import encode
-from grin_engine.localize import eligible_parameters, localize, ratio_scores, select_top, top_k_masks
+from grin_engine.localize import (
+    eligible_parameters,
+    item_sample,
+    localize,
+    ratio_scores,
+    select_top,
+    top_k_masks,
+)
 from grin_engine.modeling import load_model
 
 
@@ -67,3 +74,28 @@ def test_same_seed_same_mask_and_localizers_differ(tiny_qa):
     for agg in ("abs_sum", "fisher"):
         assert localize(model, f, r, LocalizeConfig(k=0.02, aggregation=agg)).meta.selected == m1.meta.selected
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_item_sample_is_seeded_keeps_order_and_is_everything_when_small(tiny_qa):
+    _, tok = load_model(tiny_qa.model_dir, device="cpu")
+    f = encode(tok, tiny_qa.forget, 200)
+    n = len(f) // 2
+    sample = item_sample(f, n, seed=3)
+    expected = torch.randperm(len(f), generator=torch.Generator().manual_seed(3))[:n].sort().values
+    assert torch.equal(sample.labels, f.select(expected).labels)  # the seed's rows, in their original order
+    assert len(sample) == n
+    assert torch.equal(item_sample(f, n, seed=3).input_ids, sample.input_ids)
+    assert item_sample(f, len(f), seed=3) is f and item_sample(f, len(f) + 5, seed=3) is f
+
+
+def test_forget_sample_scores_exactly_the_sampled_items(tiny_qa):
+    """A sampled localization is the full localization of the sample (same retain tokens rule, same seed)."""
+    model, tok = load_model(tiny_qa.model_dir, device="cpu")
+    f, r = encode(tok, tiny_qa.forget, 200), encode(tok, tiny_qa.retain, 200)
+    n = len(f) // 2
+    sampled = localize(model, f, r, LocalizeConfig(k=0.02, forget_sample=n), seed=5)
+    explicit = localize(model, item_sample(f, n, seed=5), r, LocalizeConfig(k=0.02), seed=5)
+    assert all(torch.equal(sampled.tensors[name], explicit.tensors[name]) for name in sampled.tensors)
+    assert sampled.meta.forget_sample == n and explicit.meta.forget_sample is None
+    everything = localize(model, f, r, LocalizeConfig(k=0.02, forget_sample=len(f)), seed=5)
+    assert everything.meta.forget_sample is None  # a sample as large as the set is the set
