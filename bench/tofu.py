@@ -11,8 +11,9 @@ Stages (each cached under --data-dir, so a rerun skips what is finished):
   final   best configuration of each method (rule in `select_best`) x 3 seeds, full evaluation
           (privleak, fluency, quantization and relearning probes, samples)
   report  plots under docs/img/tofu_*.png and a markdown table under bench/results/tofu/
-  timing  masks of sampled localizations against the full one; GRIN's wall time against plain unlearning
-          at equal steps (interleaved rounds, medians); not part of `all`
+  masks   GRIN's masks across seeds under several localization settings (how stable, how close to the
+          forget-gradient saliency); not part of `all`
+  timing  GRIN's wall time against plain unlearning at equal steps (interleaved rounds, medians); not in `all`
 
     PYTHONPATH=. .venv/bin/python bench/tofu.py build            # CPU scale (default)
     PYTHONPATH=. .venv/bin/python bench/tofu.py sweep
@@ -441,8 +442,11 @@ def run_id(s: dict[str, Any]) -> str:
         label += f"_k{s['k']:g}_sg{s['sigma']:g}"
     if s["loc"] == "grin":
         label += f"_{s['agg']}_{s['scope']}_{s['stop']}"
-    if s.get("loc_sample"):  # absent from earlier runs, whose ids stay as they were
+    # Keys absent from earlier runs, whose ids stay as they were:
+    if s.get("loc_sample"):
         label += f"_fs{s['loc_sample']}"
+    if s.get("eps_rel"):
+        label += f"_eps{s['eps_rel']:g}"
     return label
 
 
@@ -454,7 +458,7 @@ def unlearn_config(s: dict[str, Any], scale: Scale) -> Any:
     if s["stop"] == "indistinguishable":
         ft["stop_statistic"] = "truth_ratio"
     loc = {"method": s["loc"], "k": s["k"], "aggregation": s["agg"], "scope": s["scope"],
-           "forget_sample": s.get("loc_sample")}  # fmt: skip
+           "forget_sample": s.get("loc_sample"), **({"eps_rel": s["eps_rel"]} if s.get("eps_rel") else {})}  # fmt: skip
     return UnlearnConfig.model_validate(
         {"localize": loc, "noise": {"sigma": s["sigma"]}, "finetune": ft, "seed": s["seed"], "device": "cpu"}
     )
@@ -639,14 +643,66 @@ def stage_final(scale: Scale, data_dir: Path, methods: list[str] | None, extra: 
 
 # -------------------------------------------------------------------------------------------- timing
 
-# Forget-set samples whose masks `timing` compares with the full localization's.
-MASK_SAMPLES = (100, 50, 25)
+# Localization settings whose masks `masks` compares across seeds. The seed picks the retain sample (and the
+# forget sample, when there is one): a mask that changes with it is selecting noise, not the forget set's weights.
+MASK_GRID: dict[str, dict[str, Any]] = {
+    "default (eps_rel 0.01)": {},
+    "eps_rel 0.1": {"eps_rel": 0.1},
+    "eps_rel 1": {"eps_rel": 1.0},
+    "eps_rel 10": {"eps_rel": 10.0},
+    "abs_sum": {"aggregation": "abs_sum"},
+    "every retain item": {"retain_tokens": 10**9},
+    "forget_sample 100": {"forget_sample": 100},
+    "forget_sample 50": {"forget_sample": 50},
+    "forget_sample 25": {"forget_sample": 25},
+    "forget_sample 50, eps_rel 1": {"forget_sample": 50, "eps_rel": 1.0},
+    "salun (|G_f| alone)": {"method": "salun"},
+    "random": {"method": "random"},
+}
 
 
 def mask_agreement(full: Any, other: Any) -> float:
     """Share of `full`'s selected entries that `other` selects too (both select the same number)."""
     both = sum(int((full.tensors[n] & other.tensors[n]).sum()) for n in full.tensors)
     return both / max(full.meta.selected, 1)
+
+
+def stage_masks(scale: Scale, data_dir: Path) -> None:
+    """GRIN's masks on the target (k 0.05, global) under each MASK_GRID setting and seed: their agreement across
+    seeds (stability; a random mask scores k), with the forget-gradient saliency mask (how much the retain
+    denominator changes the choice) and with the default setting's mask of the same seed; localization time."""
+    from itertools import combinations
+
+    from grin_engine.config import LocalizeConfig
+    from grin_engine.data import encode
+    from grin_engine.localize import localize
+    from grin_engine.modeling import load_model
+
+    data, p, split = load_data(scale), paths(data_dir, scale), scale.splits[0]
+    model, tok = load_model(p["target"], device="cpu")
+    f, r = encode(tok, data.forget[split], scale.max_length), encode(tok, data.retain_train, scale.max_length)
+    masks: dict[str, list[Any]] = {}
+    seconds: dict[str, list[float]] = {}
+    for label, over in MASK_GRID.items():
+        for seed in scale.seeds:
+            t = time.perf_counter()
+            masks.setdefault(label, []).append(localize(model, f, r, LocalizeConfig(**over), seed=seed))
+            seconds.setdefault(label, []).append(time.perf_counter() - t)
+    salun, default = masks["salun (|G_f| alone)"][0], masks["default (eps_rel 0.01)"]
+    rows = []
+    for label, ms in masks.items():
+        row = {"setting": label, **MASK_GRID[label],
+               "stability": round(statistics.mean(mask_agreement(a, b) for a, b in combinations(ms, 2)), 4),
+               "overlap_with_salun": round(statistics.mean(mask_agreement(salun, m) for m in ms), 4),
+               "overlap_with_default": round(
+                   statistics.mean(mask_agreement(d, m) for d, m in zip(default, ms, strict=True)), 4),
+               "localize_s": round(statistics.median(seconds[label]), 2)}  # fmt: skip
+        rows.append(row)
+        log(f"masks {json.dumps(row)}")
+    write_json(RESULTS / f"{scale.name}_{split}_masks.json", {
+        "scale": scale.name, "split": split, "forget_items": len(data.forget[split]), "k": LocalizeConfig().k,
+        "seeds": list(scale.seeds), "rows": rows,
+    })  # fmt: skip
 
 
 def timing_specs(loc_sample: int) -> dict[str, dict[str, Any]]:
@@ -664,36 +720,14 @@ def timing_specs(loc_sample: int) -> dict[str, dict[str, Any]]:
 
 
 def stage_timing(scale: Scale, data_dir: Path, repeats: int, loc_sample: int) -> None:
-    """(a) How much of the full localization's mask a sampled one keeps, next to the floor set by two full
-    localizations that differ only in their seed (their retain sample); (b) wall time of GRIN against plain
-    unlearning at equal steps, rounds interleaved so the shared machine's slow minutes hit every method."""
+    """Wall time of GRIN against plain unlearning at equal steps (localize + noise + fine-tune), rounds
+    interleaved so the shared machine's slow minutes hit every method alike."""
     import tempfile
 
-    from grin_engine.config import LocalizeConfig
-    from grin_engine.data import encode
-    from grin_engine.localize import localize
-    from grin_engine.modeling import load_model
     from grin_engine.pipeline import unlearn
 
     data, p, split = load_data(scale), paths(data_dir, scale), scale.splits[0]
     forget = data.forget[split]
-    model, tok = load_model(p["target"], device="cpu")
-    f, r = encode(tok, forget, scale.max_length), encode(tok, data.retain_train, scale.max_length)
-    masks: list[dict[str, Any]] = []
-    for scope in ("global", "per_module"):
-        t = time.perf_counter()
-        full = localize(model, f, r, LocalizeConfig(scope=scope), seed=0)
-        full_s = time.perf_counter() - t
-        for sample in (None, *MASK_SAMPLES):
-            for seed in scale.seeds[1:] if sample is None else scale.seeds:
-                t = time.perf_counter()
-                m = localize(model, f, r, LocalizeConfig(scope=scope, forget_sample=sample), seed=seed)
-                entry = {"scope": scope, "forget_sample": sample or len(forget), "seed": seed,
-                         "agreement_with_full_seed0": round(mask_agreement(full, m), 4),
-                         "localize_s": round(time.perf_counter() - t, 2), "full_localize_s": round(full_s, 2)}
-                masks.append(entry)
-                log(f"mask {json.dumps(entry)}")
-    del model
     specs = timing_specs(loc_sample)
     rounds: list[dict[str, dict[str, float]]] = []
     for i in range(repeats):
@@ -716,7 +750,7 @@ def stage_timing(scale: Scale, data_dir: Path, repeats: int, loc_sample: int) ->
     write_json(RESULTS / f"{scale.name}_{split}_timing.json", {
         "scale": scale.name, "split": split, "forget_items": len(forget), "steps": scale.steps,
         "batch_size": scale.batch_size, "rounds": repeats, "loc_sample": loc_sample, "specs": specs,
-        "masks": masks, "runs": rounds, "median_s": medians, "ratio_to_unmasked_baseline": ratios,
+        "runs": rounds, "median_s": medians, "ratio_to_unmasked_baseline": ratios,
     })  # fmt: skip
     for label, ratio in ratios.items():
         log(f"{label}: median {medians[label]['total']:.1f}s = {ratio:.2f} x its baseline")
@@ -960,7 +994,7 @@ def stage_report(scale: Scale, data_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["build", "sweep", "final", "report", "timing", "all"])
+    ap.add_argument("stage", choices=["build", "sweep", "final", "report", "masks", "timing", "all"])
     ap.add_argument("--scale", choices=sorted(SCALES), default="cpu")
     ap.add_argument("--quick", action="store_true", help="smoke run: the microscopic scale (same as --scale micro)")
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="cache of models and runs")
@@ -999,6 +1033,8 @@ def main(argv: list[str] | None = None) -> None:
             stage_sweep(scale, args.data_dir, args.methods)
         elif stage == "final":
             stage_final(scale, args.data_dir, args.methods, args.extra)
+        elif stage == "masks":
+            stage_masks(scale, args.data_dir)
         elif stage == "timing":
             stage_timing(scale, args.data_dir, args.repeats, args.loc_sample)
         else:
