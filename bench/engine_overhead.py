@@ -77,10 +77,10 @@ def run_once(model_dir: Path, preset: str, steps: int, seed: int) -> dict:
     from grin_engine.pipeline import unlearn
 
     forget, retain = datasets()
-    ft = {"steps": steps, "batch_size": 8, "max_length": MAX_LENGTH, "lr": 1e-3}
+    ft = {"objective": "graddiff", "steps": steps, "batch_size": 8, "max_length": MAX_LENGTH, "lr": 1e-3}
     cfg = UnlearnConfig.grin(device="cpu", seed=seed, finetune=ft)
     if preset == "baseline":
-        cfg = UnlearnConfig.baseline(device="cpu", seed=seed, finetune=ft)
+        cfg = UnlearnConfig.baseline("graddiff", device="cpu", seed=seed, finetune=ft)
     out = Path(tempfile.mkdtemp(prefix=f"bench_{preset}_"))
     try:
         res = unlearn(model_dir, forget, retain, cfg, out)

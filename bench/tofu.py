@@ -420,6 +420,9 @@ METHODS: dict[str, dict[str, Any]] = {  # sweep order: the most informative comp
     "idk": {"loc": "none", "objective": "idk"},
 }
 GRIN_DEFAULTS = {"k": 0.05, "sigma": 0.1, "agg": "sum_then_abs", "scope": "global", "stop": "fixed"}
+# The engine's eps_rel when the sweep ran; every run without an eps_rel of its own keeps it (the engine default
+# is now 1, chosen from this benchmark).
+SWEEP_EPS_REL = 0.01
 
 
 def spec(method: str, lr: float, seed: int = 0, **over: Any) -> dict[str, Any]:
@@ -445,7 +448,7 @@ def run_id(s: dict[str, Any]) -> str:
     # Keys absent from earlier runs, whose ids stay as they were:
     if s.get("loc_sample"):
         label += f"_fs{s['loc_sample']}"
-    if s.get("eps_rel"):
+    if s.get("eps_rel", SWEEP_EPS_REL) != SWEEP_EPS_REL:
         label += f"_eps{s['eps_rel']:g}"
     return label
 
@@ -458,7 +461,7 @@ def unlearn_config(s: dict[str, Any], scale: Scale) -> Any:
     if s["stop"] == "indistinguishable":
         ft["stop_statistic"] = "truth_ratio"
     loc = {"method": s["loc"], "k": s["k"], "aggregation": s["agg"], "scope": s["scope"],
-           "forget_sample": s.get("loc_sample"), **({"eps_rel": s["eps_rel"]} if s.get("eps_rel") else {})}  # fmt: skip
+           "forget_sample": s.get("loc_sample"), "eps_rel": s.get("eps_rel", SWEEP_EPS_REL)}  # fmt: skip
     return UnlearnConfig.model_validate(
         {"localize": loc, "noise": {"sigma": s["sigma"]}, "finetune": ft, "seed": s["seed"], "device": "cpu"}
     )
@@ -645,6 +648,7 @@ def stage_final(scale: Scale, data_dir: Path, methods: list[str] | None, extra: 
 
 # Localization settings whose masks `masks` compares across seeds. The seed picks the retain sample (and the
 # forget sample, when there is one): a mask that changes with it is selecting noise, not the forget set's weights.
+MASK_BASE: dict[str, Any] = {"eps_rel": SWEEP_EPS_REL, "scope": "global", "forget_sample": None}  # as measured
 MASK_GRID: dict[str, dict[str, Any]] = {
     "default (eps_rel 0.01)": {},
     "eps_rel 0.1": {"eps_rel": 0.1},
@@ -668,9 +672,10 @@ def mask_agreement(full: Any, other: Any) -> float:
 
 
 def stage_masks(scale: Scale, data_dir: Path) -> None:
-    """GRIN's masks on the target (k 0.05, global) under each MASK_GRID setting and seed: their agreement across
-    seeds (stability; a random mask scores k), with the forget-gradient saliency mask (how much the retain
-    denominator changes the choice) and with the default setting's mask of the same seed; localization time."""
+    """GRIN's masks on the target (k 0.05, global, eps_rel 0.01: MASK_BASE) under each MASK_GRID setting and
+    seed: their agreement across seeds (stability; a random mask scores k), with the forget-gradient saliency
+    mask (how much the retain denominator changes the choice) and with the MASK_BASE mask of the same seed;
+    localization time."""
     from itertools import combinations
 
     from grin_engine.config import LocalizeConfig
@@ -686,7 +691,8 @@ def stage_masks(scale: Scale, data_dir: Path) -> None:
     for label, over in MASK_GRID.items():
         for seed in scale.seeds:
             t = time.perf_counter()
-            masks.setdefault(label, []).append(localize(model, f, r, LocalizeConfig(**over), seed=seed))
+            cfg = LocalizeConfig(**{**MASK_BASE, **over})
+            masks.setdefault(label, []).append(localize(model, f, r, cfg, seed=seed))
             seconds.setdefault(label, []).append(time.perf_counter() - t)
     salun, default = masks["salun (|G_f| alone)"][0], masks["default (eps_rel 0.01)"]
     rows = []

@@ -61,18 +61,19 @@ def test_eligible_parameters_gpt2_conv1d_and_llama(tmp_path):
 def test_same_seed_same_mask_and_localizers_differ(tiny_qa):
     model, tok = load_model(tiny_qa.model_dir, device="cpu")
     f, r = encode(tok, tiny_qa.forget, 200), encode(tok, tiny_qa.retain, 200)
-    cfg = LocalizeConfig(k=0.02)
+    top2 = {"k": 0.02, "scope": "global"}  # one global count, so every localizer selects the same number
+    cfg = LocalizeConfig(**top2)
     m1, m2 = localize(model, f, r, cfg, seed=1), localize(model, f, r, cfg, seed=1)
     assert all(torch.equal(m1.tensors[n], m2.tensors[n]) for n in m1.tensors)
     n_eligible = sum(t.numel() for t in m1.tensors.values())
     assert m1.meta.selected == round(0.02 * n_eligible)
-    salun = localize(model, f, r, LocalizeConfig(method="salun", k=0.02))
-    rand = localize(model, f, r, LocalizeConfig(method="random", k=0.02), seed=1)
+    salun = localize(model, f, r, LocalizeConfig(method="salun", **top2))
+    rand = localize(model, f, r, LocalizeConfig(method="random", **top2), seed=1)
     assert salun.meta.selected == rand.meta.selected == m1.meta.selected
     overlap = sum(int((m1.tensors[n] & rand.tensors[n]).sum()) for n in m1.tensors)
     assert overlap < m1.meta.selected / 5  # random is a control, not a near-copy
     for agg in ("abs_sum", "fisher"):
-        assert localize(model, f, r, LocalizeConfig(k=0.02, aggregation=agg)).meta.selected == m1.meta.selected
+        assert localize(model, f, r, LocalizeConfig(aggregation=agg, **top2)).meta.selected == m1.meta.selected
     assert all(p.grad is None for p in model.parameters())
 
 

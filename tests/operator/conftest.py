@@ -36,10 +36,12 @@ def _rows(name: str, start: int, stop: int) -> list[dict[str, str]]:
 FORGET = _rows("forget01.json", 0, 4)
 RETAIN = _rows("retain90.json", 0, 8)
 HOLDOUT = _rows("forget10.json", 0, 3)
-# Cheap enough that a job takes seconds on a CPU: small localization batch, 6 fine-tune steps.
+# Cheap enough that a job takes seconds on a CPU: small localization batch, 6 fine-tune steps. GradDiff, not the
+# default SimNPO: the tiny model gives its forget answers ~0.3% probability, which SimNPO's few steps can nudge up
+# by noise, failing the "not up" policy these service tests use.
 FAST_METHOD: dict[str, Any] = {"preset": "grin", "config": {
     "device": "cpu", "localize": {"k": 0.05, "batch_size": 8}, "noise": {"sigma": 0.1},
-    "finetune": {"steps": 6, "batch_size": 4, "lr": 1e-3, "max_length": 96}}}
+    "finetune": {"objective": "graddiff", "steps": 6, "batch_size": 4, "lr": 1e-3, "max_length": 96}}}
 POLICY: dict[str, Any] = {"criteria": [{"name": "forget probability not up", "keys": ["forget/probability"],
                                         "op": "<=", "threshold": 1.0, "basis": "before_ratio"}]}
 

@@ -117,7 +117,8 @@ def test_redis_restart_while_jobs_are_queued_and_one_runs(stack: Stack, servers:
                                                  "forget": [{"question": "q?", "answer": "a"}],
                                                  "retain_dataset_id": stack.dataset_id,
                                                  "method": {"preset": "grin", "config": {"device": "cpu",
-                                                            "finetune": {"steps": 2, "max_length": 64}}},
+                                                            "finetune": {"objective": "graddiff", "steps": 2,
+                                                                         "lr": 1e-3, "max_length": 64}}},
                                                  "evaluation": POLICY})
             assert during.status_code == 202, during.text  # the job waits in the ledger for the sweep
             ready = c.get("/readyz")

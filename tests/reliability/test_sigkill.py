@@ -37,7 +37,8 @@ ALWAYS_KILLED = size(1, 2)  # jobs killed on every attempt: they must fail after
 STEPS = 30
 METHOD = {"preset": "grin", "config": {
     "device": "cpu", "localize": {"k": 0.05, "batch_size": 8}, "noise": {"sigma": 0.1},
-    "finetune": {"steps": STEPS, "batch_size": 4, "lr": 1e-3, "max_length": 96, "checkpoint_every": 5}}}
+    "finetune": {"objective": "graddiff", "steps": STEPS, "batch_size": 4, "lr": 1e-3, "max_length": 96,
+                 "checkpoint_every": 5}}}
 
 
 @pytest.fixture(scope="module")

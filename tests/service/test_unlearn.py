@@ -35,7 +35,7 @@ def test_accepted_job_is_queued_hashed_and_its_records_kept_aside(api: Api) -> N
     assert job["base_version_id"] == model["current_version_id"]
     assert (job["forget_count"], job["holdout_count"]) == (3, 2)
     assert job["metadata"] == {"requested_by": "dpo"} and job["subject_reference"] == "ticket-42"
-    assert job["method"]["localize"]["method"] == "grin" and job["method"]["finetune"]["objective"] == "graddiff"
+    assert job["method"]["localize"]["method"] == "grin" and job["method"]["finetune"]["objective"] == "simnpo"
     assert job["evaluation"]["criteria"]  # the engine's default verdict policy
 
     # RFC 6962 over the record hashes, computed independently: 3 leaves split 2 + 1.

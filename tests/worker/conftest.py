@@ -56,11 +56,13 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def fast_method(steps: int = 8, **finetune: Any) -> dict[str, Any]:
+    """A job of seconds. GradDiff, not the default SimNPO: see FAST_METHOD in tests/operator/conftest.py."""
     return {"preset": "grin", "config": {
         "device": "cpu",
         "localize": {"k": 0.05, "batch_size": 8},
         "noise": {"sigma": 0.1},
-        "finetune": {"steps": steps, "batch_size": 4, "lr": 1e-3, "max_length": 96, **finetune},
+        "finetune": {"objective": "graddiff", "steps": steps, "batch_size": 4, "lr": 1e-3, "max_length": 96,
+                     **finetune},
     }}
 
 

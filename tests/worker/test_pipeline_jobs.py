@@ -122,7 +122,8 @@ def test_attempt_limit_ends_failed_with_reason(pg_stack: Stack) -> None:
 def test_killed_worker_job_resumes_via_sweep(embedded_stack: Stack) -> None:
     stack = embedded_stack
     method = {"preset": "grin", "config": {"device": "cpu", "localize": {"k": 0.05, "batch_size": 8},
-                                           "finetune": {"steps": 8, "batch_size": 4, "max_length": 96,
+                                           "finetune": {"objective": "graddiff", "steps": 8, "batch_size": 4,
+                                                        "max_length": 96, "lr": 1e-3,
                                                         "checkpoint_every": 2}}}
     job_id = stack.submit(metadata={"pause_at": "finetune:5"}, method=method)
     stack.wait_marker(job_id, "finetune")
