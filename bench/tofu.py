@@ -644,7 +644,7 @@ def stage_final(scale: Scale, data_dir: Path, methods: list[str] | None, extra: 
                               "target_model_utility_full": mu_full})  # fmt: skip
 
 
-# -------------------------------------------------------------------------------------------- timing
+# ---------------------------------------------------------------------------------- masks and timing
 
 # Localization settings whose masks `masks` compares across seeds. The seed picks the retain sample (and the
 # forget sample, when there is one): a mask that changes with it is selecting noise, not the forget set's weights.

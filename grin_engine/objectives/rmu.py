@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from grin_engine.data import Batch
+from grin_engine.data import Batch, batches
 from grin_engine.objectives.base import Objective, ObjectiveContext, Params
 
 
@@ -35,9 +35,8 @@ def hidden_at(model: Any, batch: Batch, layer: int) -> torch.Tensor:
 def mean_activation_norm(model: Any, records: Batch, layer: int, batch_size: int) -> float:
     """Mean over attended tokens of ||h_layer||, over every record (token-weighted, in batches)."""
     total, count = 0.0, 0
-    for start in range(0, records.input_ids.shape[0], batch_size):
-        idx = torch.arange(start, min(start + batch_size, records.input_ids.shape[0]))
-        batch = records.select(idx).to(model.device)
+    for b in batches(records, batch_size):
+        batch = b.to(model.device)
         norms = hidden_at(model, batch, layer).float().norm(dim=-1)
         attended = batch.attention_mask.bool()
         total += float(norms[attended].sum())
