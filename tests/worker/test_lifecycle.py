@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,9 +130,16 @@ def test_signed_report_verifies_and_no_trace_of_the_forget_data(stack: Stack, tm
         if log.exists() and marker in log.read_text(errors="replace"):
             hits.append(f"log {log.name}")
     assert hits == []
-    # Worker log lines carry the job id.
-    assert any(job["id"] in line and '"job_id"' in line for log in stack.worker_logs
-               for line in log.read_text(errors="replace").splitlines())
+    # Worker log lines carry the job id. The job's summary line is logged after the commit that ended the job,
+    # which this test may have read first (seen in CI: 0.1 s later), so it is given a few seconds to appear.
+    def job_lines() -> bool:
+        return any(job["id"] in line and '"job_id"' in line for log in stack.worker_logs
+                   for line in log.read_text(errors="replace").splitlines())
+
+    deadline = time.monotonic() + 10
+    while not job_lines() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert job_lines()
 
 
 def test_approval_gate_approve_and_reject(stack: Stack) -> None:
