@@ -29,6 +29,8 @@ from app.models.audit import AuditLogEntry
 GENESIS_HASH = "0" * 64
 # pg_advisory_xact_lock key: "grinaudi" as a big-endian int64, the one lock all appenders take.
 ADVISORY_LOCK_KEY = int.from_bytes(b"grinaudi", "big")
+# Session.info key: the transaction that holds the chain lock (taking it again would cost a round trip).
+_CHAIN_LOCKED_BY = "grin.audit_chain_locked_by"
 MAX_STRING_LENGTH = 512  # data holds hashes, ids, counts and short codes; longer strings are refused
 
 # The events the pipeline and API append (free-form names are allowed; these are the documented ones).
@@ -94,7 +96,14 @@ def entry_hash_of(entry: AuditLogEntry) -> str:
                         tenant_id=entry.tenant_id, job_id=entry.job_id)
 
 
-def _lock(session: Session) -> None:
+def lock_chain(session: Session) -> None:
+    """Take the chain's lock until the caller's transaction ends (once per transaction: `append` takes it too).
+
+    Every appender holds it to its commit, so a statement run after it sees every earlier appender's commit: a
+    check that must count what concurrent appenders wrote (the per-tenant in-flight limit) takes it first."""
+    transaction = session.get_transaction()
+    if transaction is not None and session.info.get(_CHAIN_LOCKED_BY) is transaction:
+        return
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
@@ -102,6 +111,8 @@ def _lock(session: Session) -> None:
         # Take SQLite's write lock *before* reading the last entry (a no-op write), so a concurrent appender
         # waits on busy_timeout instead of both reading the same head.
         session.execute(text("UPDATE audit_log SET id = id WHERE 0"))
+    # The transaction object itself marks the lock as held: the next transaction is a new object.
+    session.info[_CHAIN_LOCKED_BY] = session.get_transaction()
 
 
 def head(session: Session) -> AuditLogEntry | None:
@@ -117,9 +128,10 @@ def append(session: Session, event: str, *, tenant_id: uuid.UUID | None = None, 
     # JSON round trip now, so the hash is computed over exactly what the database will give back.
     data = json.loads(json.dumps(data, allow_nan=False))
     created_at = (now or datetime.now(UTC)).astimezone(UTC)
-    _lock(session)
-    last = head(session)
-    prev_hash = last.entry_hash if last is not None else GENESIS_HASH
+    lock_chain(session)
+    # The hash alone: this runs under the lock, where every round trip and every loaded row is paid serially.
+    last_hash = session.scalar(select(AuditLogEntry.entry_hash).order_by(AuditLogEntry.id.desc()).limit(1))
+    prev_hash = last_hash if last_hash is not None else GENESIS_HASH
     entry = AuditLogEntry(tenant_id=tenant_id, job_id=job_id, event=event, data=data, created_at=created_at,
                           prev_hash=prev_hash)
     entry.entry_hash = entry_hash_of(entry)

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import EvaluationResult, ForgetRecordHash, IdempotencyKey, Job, JobEvent, Mask, Tenant
+from app.models import EvaluationResult, ForgetRecordHash, IdempotencyKey, Job, JobEvent, Mask
 
 
 def job_of_tenant(session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
@@ -31,11 +31,6 @@ def jobs_of_tenant(session: Session, tenant_id: uuid.UUID, *, limit: int, status
 def count_in_flight(session: Session, tenant_id: uuid.UUID, statuses: Collection[str]) -> int:
     return session.scalar(select(func.count()).select_from(Job)
                           .where(Job.tenant_id == tenant_id, Job.status.in_(list(statuses)))) or 0
-
-
-def lock_tenant(session: Session, tenant_id: uuid.UUID) -> None:
-    """Serialise a tenant's job submissions so two concurrent requests cannot both pass the in-flight limit."""
-    session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True))
 
 
 def events_of(session: Session, job_id: uuid.UUID, *, after_id: int, limit: int | None,

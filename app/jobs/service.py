@@ -197,10 +197,11 @@ def create_job(session: Session, settings: Settings, tenant: Tenant, request: Un
                idempotency_key: str | None) -> Job:
     """Write the job, its raw inputs, its record hashes and its first event in one transaction (committed).
 
-    A tenant's submissions pass one at a time from the tenant's lock to the commit (the in-flight limit needs
-    it; the audit chain serialises its own append), so the rows are written before the lock and the section
-    holds only the count, the audit entry and the commit. Still exact: a job counts once committed, and every
-    commit happens under the lock, so each count sees every submission that passed before it."""
+    Submissions pass one at a time from the audit chain's lock to the commit: the chain needs that order, and
+    the in-flight limit uses the same lock, so one lock serialises them, not two. The rows are written before
+    it, so the section holds only the count, the audit entry and the commit. The limit is exact: a job counts
+    once committed, every commit happens under the lock, and the count, read after taking it, sees every
+    submission that passed before."""
     model = registry.model_of_tenant(session, tenant.id, request.model_id)
     if model is None:
         raise ProblemError(404, "Not Found", f"no model {request.model_id}")
@@ -236,7 +237,7 @@ def create_job(session: Session, settings: Settings, tenant: Tenant, request: Un
             claimed.job_id = job.id
             claimed.response = {"status_code": 202, "location": job_location(job.id),
                                 "body": JobOut.model_validate(job).model_dump(mode="json")}
-    repository.lock_tenant(session, tenant.id)
+    audit_log.lock_chain(session)
     others = repository.count_in_flight(session, tenant.id, IN_FLIGHT) - 1  # this job is queued too
     if others >= settings.max_jobs_in_flight_per_tenant:
         session.rollback()

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.compliance import audit_log
@@ -124,6 +124,32 @@ def test_concurrent_appends_never_fork_the_chain(make_session: sessionmaker[Sess
         assert len(entries) == threads * per_thread
         assert len({e.prev_hash for e in entries}) == len(entries)  # no two entries share a parent
         assert audit_log.verify_chain(session) is None
+
+
+def test_the_chain_lock_is_taken_once_per_transaction(make_session: sessionmaker[Session],
+                                                      ledger_engine: Engine) -> None:
+    """A caller may take the lock before appending (the in-flight count does); appends in the same transaction
+    do not take it again (a round trip under the lock), and the next transaction takes it afresh."""
+    locks: list[str] = []
+
+    def count_locks(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if "pg_advisory_xact_lock" in statement or "UPDATE audit_log SET id = id" in statement:
+            locks.append(statement)
+
+    event.listen(ledger_engine, "before_cursor_execute", count_locks)
+    try:
+        with make_session() as session:
+            audit_log.lock_chain(session)
+            audit_log.append(session, "job.submitted", tenant_id=TENANT, data={"n": 1})
+            audit_log.append(session, "job.finished", tenant_id=TENANT, data={"n": 2})
+            session.commit()
+            assert len(locks) == 1
+            audit_log.append(session, "report.issued", tenant_id=TENANT, data={"n": 3})
+            session.commit()
+            assert len(locks) == 2
+            assert audit_log.verify_chain(session) is None
+    finally:
+        event.remove(ledger_engine, "before_cursor_execute", count_locks)
 
 
 def test_grin_audit_verify_command(make_session: sessionmaker[Session], ledger_engine: Engine, ledger_url: str,

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import redis
@@ -153,6 +154,19 @@ def test_limits_on_records_size_and_jobs_in_flight(make_api) -> None:  # type: i
     assert api.unlearn(other_tenant, api.register(other_tenant, "other")["id"]).status_code == 202
     api.client.post(f"/v1/jobs/{second.json()['id']}/cancel", headers=headers)
     assert api.unlearn(headers, model["id"]).status_code == 202  # a finished job frees its slot
+
+
+def test_concurrent_submissions_never_pass_the_in_flight_limit(make_api) -> None:  # type: ignore[no-untyped-def]
+    """Twelve submissions at once against a limit of three: exactly three pass, whatever the interleaving (the
+    count runs under the audit chain's lock, which every submission holds to its commit)."""
+    api = make_api(max_jobs_in_flight_per_tenant=3)
+    headers = api.tenant()
+    model = api.register(headers)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        responses = list(pool.map(lambda _: api.unlearn(headers, model["id"]), range(12)))
+    assert sorted(r.status_code for r in responses) == [202] * 3 + [429] * 9, [r.text for r in responses]
+    with api.session() as session:
+        assert len(session.scalars(select(Job).where(Job.model_id == uuid.UUID(model["id"]))).all()) == 3
 
 
 def test_idempotency_replays_refuses_other_bodies_and_in_flight_keys(api: Api) -> None:
