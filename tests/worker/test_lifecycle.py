@@ -130,16 +130,18 @@ def test_signed_report_verifies_and_no_trace_of_the_forget_data(stack: Stack, tm
         if log.exists() and marker in log.read_text(errors="replace"):
             hits.append(f"log {log.name}")
     assert hits == []
-    # Worker log lines carry the job id. The job's summary line is logged after the commit that ended the job,
-    # which this test may have read first (seen in CI: 0.1 s later), so it is given a few seconds to appear.
-    def job_lines() -> bool:
-        return any(job["id"] in line and '"job_id"' in line for log in stack.worker_logs
+    # Worker log lines carry the job id: the line that starts the run is logged before the job's work, so it is
+    # there now. The summary line is logged after the commit that ended the job, which this test may have read
+    # first (seen in CI: 0.1 s later), so it is given a few seconds to appear.
+    def job_lines(fragment: str) -> bool:
+        return any(job["id"] in line and '"job_id"' in line and fragment in line for log in stack.worker_logs
                    for line in log.read_text(errors="replace").splitlines())
 
+    assert job_lines("leased by")
     deadline = time.monotonic() + 10
-    while not job_lines() and time.monotonic() < deadline:
+    while not job_lines("succeeded") and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert job_lines()
+    assert job_lines("succeeded")
 
 
 def test_approval_gate_approve_and_reject(stack: Stack) -> None:

@@ -632,7 +632,10 @@ def _run_job(job_id: str, settings: Settings) -> dict[str, Any]:
             logger.info("job %s: not leasable (status %s, lease %s): duplicate or late delivery, skipped",
                         job_id, job.status if job else "missing", job.lease_owner if job else None)
             return {"status": "skipped"}
+        attempt = session.scalar(select(Job.attempts).where(Job.id == jid))
         session.commit()
+    # The first line a job's run logs: operators following a job in the worker logs see it start, not only end.
+    logger.info("job %s: leased by %s, attempt %s, running", job_id, owner, attempt)
     heartbeat = Heartbeat(settings, jid, owner)
     heartbeat.start()
     runner = JobRunner(settings, jid, owner, heartbeat)
