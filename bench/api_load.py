@@ -9,7 +9,8 @@ GRIN_TEST_DATABASE_URL's server and the Redis at GRIN_TEST_REDIS_URL (a queue of
 deleted afterwards); the bare app runs in a second uvicorn with the same flags. The load generator is
 tests/reliability/load.py (async httpx, bounded in time and request count). Goal: p99 <= 50 ms and >= 50% of
 the bare endpoint's throughput. The generator shares the machine's cores with the server: on a 2-core VM the
-figures are a floor.
+figures are a floor. The bare app also measures `POST /bare-write` (the same body stored in one row and
+committed, on the same Postgres): what a single durable write costs here, the floor under any submission.
 
 Each operation is measured twice with the same 100 clients: closed loop (every client sends its next request
 as soon as it has an answer: throughput at saturation, where the median latency is clients / throughput) and
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         api_port, bare_port = free_port(), free_port()
         bare_args = [*api_args(bare_port)[:1], "bare_app:app", "--app-dir", str(REPO_ROOT / "bench"),
                      *api_args(bare_port)[2:]]
-        with running(api_args(api_port), env, tmp / "api.log"), running(bare_args, env, tmp / "bare.log"):
+        with running(api_args(api_port), env, tmp / "api.log"), \
+                running(bare_args, {**env, "BARE_DATABASE_URL": database_url}, tmp / "bare.log"):
             api, bare = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{bare_port}"
             wait_http(f"{api}/readyz", timeout=90)
             wait_http(f"{bare}/bare", timeout=90)
@@ -116,8 +118,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             async def plain(client: httpx.AsyncClient, rng: random.Random) -> httpx.Response:
                 return await client.get("/bare")
 
+            async def durable_write(client: httpx.AsyncClient, rng: random.Random) -> httpx.Response:
+                return await client.post("/bare-write", json={"model_id": model_id, "kind": "qa", "forget": FORGET})
+
             operations = (("bare GET /bare", bare, plain, 200), ("GET /v1/jobs/{id}", api, status, 200),
-                          ("POST /v1/unlearn", api, submit, 202))
+                          ("bare POST /bare-write", bare, durable_write, 202), ("POST /v1/unlearn", api, submit, 202))
             for name, base, op, expected in operations:
                 run_load(base, headers, min(args.clients, 10), 2, [(name, op, expected, 1.0)])  # warm-up
             closed_runs: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in operations}
