@@ -28,9 +28,11 @@ def jobs_of_tenant(session: Session, tenant_id: uuid.UUID, *, limit: int, status
     return list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)))
 
 
-def count_in_flight(session: Session, tenant_id: uuid.UUID, statuses: Collection[str]) -> int:
-    return session.scalar(select(func.count()).select_from(Job)
-                          .where(Job.tenant_id == tenant_id, Job.status.in_(list(statuses)))) or 0
+def count_in_flight(session: Session, tenant_id: uuid.UUID, statuses: Collection[str], *, up_to: int) -> int:
+    """The tenant's jobs in these states, counted up to `up_to`: the limit check runs under the submission
+    lock, so its cost must not grow with a long queue."""
+    in_flight = select(Job.id).where(Job.tenant_id == tenant_id, Job.status.in_(list(statuses))).limit(up_to)
+    return session.scalar(select(func.count()).select_from(in_flight.subquery())) or 0
 
 
 def events_of(session: Session, job_id: uuid.UUID, *, after_id: int, limit: int | None,

@@ -238,11 +238,12 @@ def create_job(session: Session, settings: Settings, tenant: Tenant, request: Un
             claimed.response = {"status_code": 202, "location": job_location(job.id),
                                 "body": JobOut.model_validate(job).model_dump(mode="json")}
     audit_log.lock_chain(session)
-    others = repository.count_in_flight(session, tenant.id, IN_FLIGHT) - 1  # this job is queued too
-    if others >= settings.max_jobs_in_flight_per_tenant:
+    limit = settings.max_jobs_in_flight_per_tenant
+    others = repository.count_in_flight(session, tenant.id, IN_FLIGHT, up_to=limit + 1) - 1  # this job is queued too
+    if others >= limit:
         session.rollback()
         raise ProblemError(429, "Too Many Requests",
-                           f"{others} jobs in flight, at most {settings.max_jobs_in_flight_per_tenant} per tenant "
+                           f"the tenant already has {limit} jobs in flight, the most allowed "
                            "(GRIN_MAX_JOBS_IN_FLIGHT_PER_TENANT); retry when one ends", headers={"Retry-After": "30"})
     audit_log.append(session, audit_log.JOB_SUBMITTED, tenant_id=tenant.id, job_id=job.id, data={
         "model_id": str(model.id), "base_version_id": str(base.id), "base_pinned": job.base_pinned,
