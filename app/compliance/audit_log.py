@@ -29,8 +29,11 @@ from app.models.audit import AuditLogEntry
 GENESIS_HASH = "0" * 64
 # pg_advisory_xact_lock key: "grinaudi" as a big-endian int64, the one lock all appenders take.
 ADVISORY_LOCK_KEY = int.from_bytes(b"grinaudi", "big")
-# Session.info key: the transaction that holds the chain lock (taking it again would cost a round trip).
+# Session.info keys: the transaction that holds the chain lock (taking it again would cost a round trip), and
+# (transaction, entry_hash) of the last entry that transaction appended: while it holds the lock that entry is
+# the head, so the next append in it needs no read.
 _CHAIN_LOCKED_BY = "grin.audit_chain_locked_by"
+_CHAIN_HEAD = "grin.audit_chain_head"
 MAX_STRING_LENGTH = 512  # data holds hashes, ids, counts and short codes; longer strings are refused
 
 # The events the pipeline and API append (free-form names are allowed; these are the documented ones).
@@ -129,14 +132,20 @@ def append(session: Session, event: str, *, tenant_id: uuid.UUID | None = None, 
     data = json.loads(json.dumps(data, allow_nan=False))
     created_at = (now or datetime.now(UTC)).astimezone(UTC)
     lock_chain(session)
-    # The hash alone: this runs under the lock, where every round trip and every loaded row is paid serially.
-    last_hash = session.scalar(select(AuditLogEntry.entry_hash).order_by(AuditLogEntry.id.desc()).limit(1))
-    prev_hash = last_hash if last_hash is not None else GENESIS_HASH
+    transaction = session.get_transaction()
+    written = session.info.get(_CHAIN_HEAD)
+    if written is not None and written[0] is transaction:
+        prev_hash = written[1]
+    else:
+        # The hash alone: this runs under the lock, where every round trip and every loaded row is paid serially.
+        last_hash = session.scalar(select(AuditLogEntry.entry_hash).order_by(AuditLogEntry.id.desc()).limit(1))
+        prev_hash = last_hash if last_hash is not None else GENESIS_HASH
     entry = AuditLogEntry(tenant_id=tenant_id, job_id=job_id, event=event, data=data, created_at=created_at,
                           prev_hash=prev_hash)
     entry.entry_hash = entry_hash_of(entry)
     session.add(entry)
     session.flush()
+    session.info[_CHAIN_HEAD] = (transaction, entry.entry_hash)
     return entry
 
 

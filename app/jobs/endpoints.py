@@ -29,6 +29,7 @@ from app.jobs import repository, service
 from app.jobs.queue import enqueue_job
 from app.jobs.schemas import JobEventOut, JobOut, JobReport, RejectRequest, UnlearnRequest
 from app.jobs.state import TERMINAL, JobStatus
+from app.jobs.submissions import job_location
 from app.observability.logging import KEY_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["jobs"], responses=problem_responses(401, 413))
@@ -150,7 +151,7 @@ async def submit_unlearning(
         raise
     await run_in_threadpool(enqueue_job, settings, job.id)
     return JSONResponse(JobOut.model_validate(job).model_dump(mode="json"), status_code=202,
-                        headers={"Location": service.job_location(job.id)})
+                        headers={"Location": job_location(job.id)})
 
 
 @router.get("/jobs", summary="List jobs, newest first", responses=problem_responses(422))

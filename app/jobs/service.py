@@ -14,13 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.compliance import audit_log
 from app.core.artifacts import store_from_settings
 from app.core.config import Settings
+from app.core.db import api_sessionmaker_for
 from app.core.hashing import canonical_json, merkle_root, sha256_hex
 from app.core.problems import ProblemError
 from app.datasets import repository as datasets
-from app.jobs import lifecycle, repository
+from app.jobs import lifecycle, repository, submissions
 from app.jobs.queue import enqueue_job
 from app.jobs.schemas import (
     PROBE_KINDS,
@@ -34,8 +34,8 @@ from app.jobs.schemas import (
     UnlearnRequest,
 )
 from app.jobs.sections import kind_section
-from app.jobs.state import IN_FLIGHT, STATUS_EVENT, IllegalTransition, append_event, transition
-from app.models import ForgetRecordHash, IdempotencyKey, Job, JobInput, ModelVersion, RegisteredModel, Tenant
+from app.jobs.state import STATUS_EVENT, IllegalTransition, transition
+from app.models import ForgetRecordHash, IdempotencyKey, Job, JobEvent, JobInput, ModelVersion, RegisteredModel, Tenant
 from app.models.base import utcnow
 from app.registry import repository as registry
 from app.registry.schemas import ModelVersionOut
@@ -195,13 +195,9 @@ def _base_version(session: Session, request: UnlearnRequest, current_version_id:
 def create_job(session: Session, settings: Settings, tenant: Tenant, request: UnlearnRequest,
                forget: CheckedRecords, holdout: CheckedRecords | None, digest: str,
                idempotency_key: str | None) -> Job:
-    """Write the job, its raw inputs, its record hashes and its first event in one transaction (committed).
-
-    Submissions pass one at a time from the audit chain's lock to the commit: the chain needs that order, and
-    the in-flight limit uses the same lock, so one lock serialises them, not two. The rows are written before
-    it, so the section holds only the count, the audit entry and the commit. The limit is exact: a job counts
-    once committed, every commit happens under the lock, and the count, read after taking it, sees every
-    submission that passed before."""
+    """Check the model, base version and retain set (404/409/422), then commit the job, its raw inputs, its
+    record hashes, its first event and its audit entry through the process's submission writer (group commit,
+    app/jobs/submissions.py), which also applies the in-flight limit (429). The committed job."""
     model = registry.model_of_tenant(session, tenant.id, request.model_id)
     if model is None:
         raise ProblemError(404, "Not Found", f"no model {request.model_id}")
@@ -215,46 +211,37 @@ def create_job(session: Session, settings: Settings, tenant: Tenant, request: Un
                                  f"{request.kind}", [{"loc": "body.retain_dataset_id", "msg": "kind mismatch",
                                                       "type": "value_error"}])
     job = Job(
-        tenant_id=tenant.id, model_id=model.id, base_version_id=base.id, retain_dataset_id=request.retain_dataset_id,
-        kind=request.kind, method=request.method.resolve().model_dump(mode="json"),
-        evaluation=request.evaluation.resolve(request.kind), subject_reference=request.subject_reference,
-        legal_basis=request.legal_basis, request_metadata=request.metadata, status="queued", progress=0.0,
-        attempts=0, max_attempts=settings.max_attempts, cancel_requested=False, forget_count=len(forget.rows),
+        id=uuid.uuid4(), tenant_id=tenant.id, model_id=model.id, base_version_id=base.id,
+        retain_dataset_id=request.retain_dataset_id, kind=request.kind,
+        method=request.method.resolve().model_dump(mode="json"), evaluation=request.evaluation.resolve(request.kind),
+        subject_reference=request.subject_reference, legal_basis=request.legal_basis,
+        request_metadata=request.metadata, status="queued", progress=0.0, attempts=0,
+        max_attempts=settings.max_attempts, cancel_requested=False, forget_count=len(forget.rows),
         forget_merkle_root=merkle_root(forget.hashes), holdout_count=len(holdout.rows) if holdout else 0,
         request_sha256=digest, base_pinned=request.base_version_id is not None,
         require_approval=tenant.require_approval if request.require_approval is None else request.require_approval,
     )
-    session.add(job)
-    session.flush()
-    session.add(JobInput(job_id=job.id, forget=forget.rows, holdout=holdout.rows if holdout else None))
-    session.add_all(ForgetRecordHash(job_id=job.id, index=i, sha256=h) for i, h in enumerate(forget.hashes))
-    append_event(session, job, STATUS_EVENT, {"from": None, "to": "queued", "progress": 0.0,
-                                              "preset": request.method.preset})
-    if idempotency_key is not None:
-        claimed = repository.idempotency_key(session, tenant.id, idempotency_key)
-        if claimed is not None:
-            claimed.status = "done"
-            claimed.job_id = job.id
-            claimed.response = {"status_code": 202, "location": job_location(job.id),
-                                "body": JobOut.model_validate(job).model_dump(mode="json")}
-    audit_log.lock_chain(session)
-    limit = settings.max_jobs_in_flight_per_tenant
-    others = repository.count_in_flight(session, tenant.id, IN_FLIGHT, up_to=limit + 1) - 1  # this job is queued too
-    if others >= limit:
-        session.rollback()
-        raise ProblemError(429, "Too Many Requests",
-                           f"the tenant already has {limit} jobs in flight, the most allowed "
-                           "(GRIN_MAX_JOBS_IN_FLIGHT_PER_TENANT); retry when one ends", headers={"Retry-After": "30"})
-    audit_log.append(session, audit_log.JOB_SUBMITTED, tenant_id=tenant.id, job_id=job.id, data={
-        "model_id": str(model.id), "base_version_id": str(base.id), "base_pinned": job.base_pinned,
-        "kind": job.kind, "forget_count": job.forget_count, "forget_merkle_root": job.forget_merkle_root,
-        "holdout_count": job.holdout_count, "request_sha256": digest, "require_approval": job.require_approval})
-    session.commit()
-    return job
+    prepared = submissions.PreparedJob(
+        job=job,
+        job_input=JobInput(job_id=job.id, forget=forget.rows, holdout=holdout.rows if holdout else None),
+        record_hashes=[ForgetRecordHash(job_id=job.id, index=i, sha256=h) for i, h in enumerate(forget.hashes)],
+        first_event=JobEvent(job_id=job.id, type=STATUS_EVENT, stage=None,
+                             data={"from": None, "to": "queued", "progress": 0.0, "preset": request.method.preset}),
+        audit_data={"model_id": str(model.id), "base_version_id": str(base.id), "base_pinned": job.base_pinned,
+                    "kind": job.kind, "forget_count": job.forget_count, "forget_merkle_root": job.forget_merkle_root,
+                    "holdout_count": job.holdout_count, "request_sha256": digest,
+                    "require_approval": job.require_approval},
+        in_flight_limit=settings.max_jobs_in_flight_per_tenant, idempotency_key=idempotency_key)
+    # End the read transaction first: the request's connection goes back to the pool while the job is written on
+    # the writer's (with the pool sized one per admitted request, holding both would open a connection per batch).
+    session.rollback()
+    return submission_writer(settings).write(prepared)
 
 
-def job_location(job_id: uuid.UUID) -> str:
-    return f"/v1/jobs/{job_id}"
+def submission_writer(settings: Settings) -> submissions.SubmissionWriter:
+    return submissions.writer_for(api_sessionmaker_for(settings.database_url, read_only=False,
+                                                       pool_size=settings.api_max_concurrent_requests))
+
 
 
 def get_job(session: Session, tenant: Tenant, job_id: uuid.UUID) -> Job:
