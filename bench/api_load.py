@@ -2,7 +2,7 @@
 100 concurrent clients on loopback, next to a bare FastAPI endpoint measured in the same run.
 
     .venv/bin/python bench/api_load.py [--clients 100] [--seconds 20] [--repeats 3] [--interval 1.0]
-                                       [--out bench/results/api_load.json]
+                                       [--out bench/results/api_load.json] [--baseline-tree DIR]
 
 A real uvicorn (one process, as `make run` starts it) on a fresh database of the Postgres at
 GRIN_TEST_DATABASE_URL's server and the Redis at GRIN_TEST_REDIS_URL (a queue of its own that nobody consumes,
@@ -16,6 +16,10 @@ Each operation is measured twice with the same 100 clients: closed loop (every c
 as soon as it has an answer: throughput at saturation, where the median latency is clients / throughput) and
 paced (every client starts one request every --interval seconds, timed from its scheduled start: latency at
 that offered load, the way clients that poll a job actually behave).
+
+With --baseline-tree, an API from another checkout runs next to this one on the same database and is measured
+in the same rounds: a before/after comparison that a slow minute of the VM cannot bias. The two trees must
+share the ledger's schema (no migration between them).
 """
 
 from __future__ import annotations
@@ -61,6 +65,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--interval", type=float, default=1.0,
                         help="paced phase: seconds between one client's requests (offered load = clients / interval)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "api_load.json")
+    parser.add_argument("--baseline-tree", type=Path, default=None,
+                        help="another checkout (e.g. `git worktree add /tmp/base <commit>`): its API runs next to this "
+                             "one on the same database, and its POST /v1/unlearn and GET /v1/jobs/{id} are measured in "
+                             "the same interleaved rounds (a before/after comparison)")
     args = parser.parse_args(argv)
 
     import tempfile
@@ -95,12 +103,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                            "GRIN_BROKER_URL": redis_url, "GRIN_MODEL_ROOTS": str(model_root), "GRIN_GPU_QUEUE": queue,
                            "GRIN_MAX_JOBS_IN_FLIGHT_PER_TENANT": "100000000",
                            **{k: v for k, v in os.environ.items() if k.startswith("GRIN_API_")}})
-        api_port, bare_port = free_port(), free_port()
+        api_port, bare_port, baseline_port = free_port(), free_port(), free_port()
         bare_args = [*api_args(bare_port)[:1], "bare_app:app", "--app-dir", str(REPO_ROOT / "bench"),
                      *api_args(bare_port)[2:]]
-        with running(api_args(api_port), env, tmp / "api.log"), \
-                running(bare_args, {**env, "BARE_DATABASE_URL": database_url}, tmp / "bare.log"):
+        with contextlib.ExitStack() as servers:
+            servers.enter_context(running(api_args(api_port), env, tmp / "api.log"))
+            servers.enter_context(running(bare_args, {**env, "BARE_DATABASE_URL": database_url}, tmp / "bare.log"))
             api, bare = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{bare_port}"
+            baseline = None
+            if args.baseline_tree is not None:
+                tree = str(args.baseline_tree.resolve())
+                servers.enter_context(running([*api_args(baseline_port)[:2], "--app-dir", tree,
+                                               *api_args(baseline_port)[2:]], {**env, "PYTHONPATH": tree},
+                                              tmp / "baseline.log"))
+                baseline = f"http://127.0.0.1:{baseline_port}"
+                wait_http(f"{baseline}/readyz", timeout=90)
             wait_http(f"{api}/readyz", timeout=90)
             wait_http(f"{bare}/bare", timeout=90)
             headers = {"Authorization": f"Bearer {key}"}
@@ -121,8 +138,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             async def durable_write(client: httpx.AsyncClient, rng: random.Random) -> httpx.Response:
                 return await client.post("/bare-write", json={"model_id": model_id, "kind": "qa", "forget": FORGET})
 
-            operations = (("bare GET /bare", bare, plain, 200), ("GET /v1/jobs/{id}", api, status, 200),
-                          ("bare POST /bare-write", bare, durable_write, 202), ("POST /v1/unlearn", api, submit, 202))
+            operations: tuple[tuple[str, str, Any, int], ...] = (
+                ("bare GET /bare", bare, plain, 200), ("GET /v1/jobs/{id}", api, status, 200),
+                ("bare POST /bare-write", bare, durable_write, 202), ("POST /v1/unlearn", api, submit, 202))
+            if baseline is not None:
+                operations += (("baseline GET /v1/jobs/{id}", baseline, status, 200),
+                               ("baseline POST /v1/unlearn", baseline, submit, 202))
             for name, base, op, expected in operations:
                 run_load(base, headers, min(args.clients, 10), 2, [(name, op, expected, 1.0)])  # warm-up
             closed_runs: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in operations}
@@ -156,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "goal": {"p99_ms": GOAL_P99_MS, "share_of_bare_rps": GOAL_SHARE},
         "share_of_bare": {name: round(r["rps"] / bare_rps, 3) for name, r in results.items()},
         "met": {name: bool(r["p99_ms"] <= GOAL_P99_MS and r["rps"] >= GOAL_SHARE * bare_rps)
-                for name, r in results.items() if not name.startswith("bare")},
+                for name, r in results.items() if not name.startswith(("bare", "baseline"))},
         "p99_met_when_paced": {name: bool(r["p99_ms"] <= GOAL_P99_MS) for name, r in paced_results.items()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
