@@ -243,7 +243,6 @@ def submission_writer(settings: Settings) -> submissions.SubmissionWriter:
                                                        pool_size=settings.api_max_concurrent_requests))
 
 
-
 def get_job(session: Session, tenant: Tenant, job_id: uuid.UUID) -> Job:
     job = repository.job_of_tenant(session, tenant.id, job_id)
     if job is None:
