@@ -118,6 +118,9 @@ class SubmissionWriter:
         self._cond = threading.Condition()
         self._queue: deque[PreparedJob] = deque()
         self._writing = False
+        # Since the process started (only a leader writes them, one at a time): their ratio is the mean batch.
+        self.transactions = 0
+        self.committed = 0
 
     def write(self, prepared: PreparedJob) -> Job:
         """Commit the submission (with whatever else is waiting); its job, or raise what refused or failed it."""
@@ -167,6 +170,8 @@ class SubmissionWriter:
             except BaseException:
                 session.rollback()
                 raise
+        self.transactions += 1
+        self.committed += len(admitted)
         for prepared in admitted:
             prepared.outcome = prepared.job
 

@@ -11,6 +11,9 @@
   by the worker: workers are separate processes (Celery prefork, one child per job), so an in-process
   histogram would need a multiprocess directory shared with the API; the ledger already has the timings.
 - `grin_ledger_up` / `grin_broker_up`: 0 when that part of the scrape failed (the rest is still served).
+- `grin_submissions_committed_total` / `grin_submission_transactions_total`: jobs this API process committed,
+  and the transactions they took (app/jobs/submissions.py groups waiting submissions into one); the ratio of
+  their rates is the mean batch size.
 
 `GRIN_METRICS_TOKEN`, when set, must be presented as `Authorization: Bearer <token>`.
 """
@@ -29,7 +32,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
@@ -124,7 +127,7 @@ class LedgerCollector(Collector):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         from app.core.db import open_api_session
         from app.jobs.state import STAGES, STATUSES
         from app.models import Job
@@ -168,6 +171,17 @@ class LedgerCollector(Collector):
             broker_up.add_metric([], 0.0)
         yield ledger_up
         yield broker_up
+        yield from self._submission_counters()
+
+    def _submission_counters(self) -> Iterator[CounterMetricFamily]:
+        from app.jobs.service import submission_writer
+
+        writer = submission_writer(self.settings)
+        yield CounterMetricFamily("grin_submissions_committed", "Jobs this API process committed",
+                                  value=writer.committed)
+        yield CounterMetricFamily("grin_submission_transactions",
+                                  "Transactions that committed them (one per batch of waiting submissions)",
+                                  value=writer.transactions)
 
 
 metrics_router = APIRouter(tags=["health"])

@@ -91,6 +91,8 @@ def test_metrics(stack: OperatorStack, finished_job: dict[str, Any]) -> None:
     assert value("grin_stage_duration_seconds", stage="finetune", quantile="0.5") > 0
     assert value("grin_http_request_duration_seconds_count", route="/v1/jobs/{job_id}", method="GET",
                  status="200") >= 1
+    # The finished job was submitted to this API process: committed by its submission writer.
+    assert value("grin_submissions_committed_total") >= value("grin_submission_transactions_total") >= 1
 
 
 def test_queue_depth_in_embedded_mode(tmp_path: Path) -> None:
