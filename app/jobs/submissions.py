@@ -164,12 +164,8 @@ class SubmissionWriter:
                     member.outcome = single
 
     def _commit(self, batch: list[PreparedJob]) -> None:
-        with self._maker() as session:
-            try:
-                admitted = write_batch(session, batch)
-            except BaseException:
-                session.rollback()
-                raise
+        with self._maker() as session:  # closing it rolls back whatever a failure left open
+            admitted = write_batch(session, batch)
         self.transactions += 1
         self.committed += len(admitted)
         for prepared in admitted:
@@ -177,7 +173,7 @@ class SubmissionWriter:
 
     @property
     def waiting(self) -> int:
-        """Submissions queued and not yet taken by a leader (for tests and metrics)."""
+        """Submissions queued and not yet taken by a leader (the tests wait on it to build a batch)."""
         with self._cond:
             return len(self._queue)
 
